@@ -1,0 +1,103 @@
+"""The metric registry: names, table headers, directions, and what each metric needs.
+
+Clip metrics are computed per (generated, reference) pair and averaged over the set; metrics
+that are computed together (``onset_acc`` and ``onset_ap``) share a ``group`` so the work is done
+once per pair. A group function receives two callables ``gen_at(sr)`` / ``ref_at(sr)`` returning
+the windowed mono waveform at ``sr`` Hz (decoded once, resampled once per rate by the caller) and
+the resolved config, and returns ``{metric_name: value}``. It raises ``UndefinedMetric`` when no
+value of the group exists for the pair, or puts an ``UndefinedMetric`` instance in place of the one
+value that does not exist (W-dis on a silent clip, while DTW-dis is still defined).
+
+Adding a clip metric: one function in ``metrics.functional``, one group function here, one
+``MetricSpec`` line, one test against an independent reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from metrics.functional.common import UndefinedMetric
+from metrics.functional.onsets import onset_metrics
+from metrics.functional.sync import dtw_dis_from_odf, energy_l1_from_wav, onset_strength, w_dis_from_odf
+from tiva_bench.registry import Registry
+
+WaveAt = Callable[[int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric as users see it.
+
+    name: the key in results and ``per_clip.csv``; display: the table header; needs: what must be
+    supplied; group: the group function computing it; paper: where the definition comes from.
+    """
+
+    name: str
+    display: str
+    higher_is_better: bool
+    level: str
+    needs: str
+    group: str
+    description: str
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+GROUPS: Registry[Callable[[WaveAt, WaveAt, Any], dict[str, float]]] = Registry("metric group")
+
+
+def _sync_group(gen_at: WaveAt, ref_at: WaveAt, cfg: Any) -> dict[str, float | UndefinedMetric]:
+    """W-dis and DTW-dis share the two onset-strength curves."""
+    s = cfg.sync
+    gen_odf = onset_strength(gen_at(s.sample_rate), s.sample_rate, s.hop_length, s.n_fft, s.n_mels)
+    ref_odf = onset_strength(ref_at(s.sample_rate), s.sample_rate, s.hop_length, s.n_fft, s.n_mels)
+    out: dict[str, float | UndefinedMetric] = {"dtw_dis": dtw_dis_from_odf(gen_odf, ref_odf, s.dtw, s.fastdtw_radius)}
+    try:
+        out["w_dis"] = w_dis_from_odf(gen_odf, ref_odf, s.silent_policy)
+    except UndefinedMetric as exc:  # keep DTW-dis, record why W-dis is missing
+        out["w_dis"] = exc
+    return out
+
+
+def _onset_group(gen_at: WaveAt, ref_at: WaveAt, cfg: Any) -> dict[str, float]:
+    o = cfg.onset
+    acc, ap = onset_metrics(gen_at(o.sample_rate), ref_at(o.sample_rate), o.sample_rate, o.delta, o.tolerance_s, o.conf_window_s, o.nms_window_s)
+    return {"onset_acc": acc, "onset_ap": ap}
+
+
+def _energy_group(gen_at: WaveAt, ref_at: WaveAt, cfg: Any) -> dict[str, float]:
+    e = cfg.energy
+    return {"energy_l1": energy_l1_from_wav(gen_at(e.sample_rate), ref_at(e.sample_rate), e.frame_length, e.hop_length)}
+
+
+GROUPS.register("sync", _sync_group)
+GROUPS.register("onset", _onset_group)
+GROUPS.register("energy", _energy_group)
+
+for _spec in (
+    MetricSpec("w_dis", "W-dis", False, "clip", "generated + reference audio", "sync",
+               "1-D Wasserstein distance between onset-strength curves (frames of 80 ms), TiVA Sec. 4.1.3"),
+    MetricSpec("dtw_dis", "DTW-dis", False, "clip", "generated + reference audio", "sync",
+               "exact DTW cost between onset-strength curves / number of frames, TiVA Sec. 4.1.3"),
+    MetricSpec("onset_acc", "Onset Acc", True, "clip", "generated + reference audio", "onset",
+               "share of reference onsets hit by a generated onset within 0.1 s (CondFoleyGen)"),
+    MetricSpec("onset_ap", "Onset AP", True, "clip", "generated + reference audio", "onset",
+               "average precision of generated onsets against reference onsets (CondFoleyGen)"),
+    MetricSpec("energy_l1", "Energy L1", False, "clip", "generated + reference audio", "energy",
+               "mean |difference| of peak-normalised RMS envelopes (80 ms frames)"),
+):
+    METRICS.register(_spec.name, _spec)
+
+
+def resolve_metrics(names: list[str]) -> list[MetricSpec]:
+    """Specs for ``names`` in the given order (unknown names raise with did-you-mean)."""
+    seen: dict[str, MetricSpec] = {}
+    for name in names:
+        seen.setdefault(name, METRICS.get(name))
+    return list(seen.values())

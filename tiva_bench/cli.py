@@ -1,0 +1,185 @@
+"""The ``tiva-bench`` command line.
+
+Exit codes: 0 success; 1 ``--strict`` and some clip was skipped; 2 bad usage or configuration;
+3 nothing could be scored; 4 unexpected internal error (rerun with ``--debug`` for a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+from tiva_bench import __version__
+from tiva_bench.errors import ConfigError, NothingToScoreError, TivaBenchError
+
+EXIT_OK, EXIT_STRICT, EXIT_USAGE, EXIT_NOTHING, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+METRICS_EXAMPLES = textwrap.dedent("""\
+    examples:
+      tiva-bench metrics gen/ ref/ --out results/mymodel
+      tiva-bench metrics gen/ videos/ --metrics w_dis,dtw_dis      # references may be videos
+      tiva-bench metrics gen/ ref/ --strip-suffix _gen              # clip1_gen.wav <-> clip1.mp4
+      tiva-bench metrics gen/ ref/ --gen-pattern '(?P<key>[^_]+_\\d{6})'
+      tiva-bench metrics gen/ ref/ --set sync.dtw=fastdtw --set audio.window_s=10
+      tiva-bench metrics --list
+
+    Files are paired by name (stem) anywhere below each folder; unmatched, duplicate, unreadable,
+    empty or non-finite files are listed as skipped with a reason and the run goes on.
+    exit codes: 0 ok, 1 --strict and something skipped, 2 usage/config error,
+                3 nothing could be scored, 4 internal error
+    """)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tiva-bench", description="Score and report video-to-audio generation the way the TiVA paper does.")
+    parser.add_argument("--version", action="version", version=f"tiva-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    m = sub.add_parser("metrics", help="score generated audio against references", description="Score every generated file against the reference with the same name.", epilog=METRICS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("gen_dir", nargs="?", metavar="GEN_DIR", help="folder of generated audio (or videos)")
+    m.add_argument("ref_dir", nargs="?", metavar="REF_DIR", help="folder of reference audio or videos")
+    m.add_argument("--list", action="store_true", help="list the metrics (name, direction, what each needs) and exit")
+    m.add_argument("--metrics", help="comma-separated metric names (default: all clip metrics)")
+    m.add_argument("--out", metavar="DIR", help="write results.json and per_clip.csv here")
+    m.add_argument("--label", help="name of this system in tables (default: GEN_DIR's name)")
+    m.add_argument("--workers", type=int, help="processes (default: one per CPU core)")
+    m.add_argument("--window", type=float, metavar="S", help="score the first S seconds (default 8.0; 0 = whole clips)")
+    m.add_argument("--pair-by", choices=["stem", "relpath"], help="match by file stem (default) or relative path")
+    m.add_argument("--strip-suffix", metavar="S", help="remove S from the end of generated names before matching")
+    m.add_argument("--strip-prefix", metavar="S", help="remove S from the start of generated names before matching")
+    m.add_argument("--gen-pattern", metavar="REGEX", help="key = group 'key' (or group 1) of REGEX in generated names")
+    m.add_argument("--ref-pattern", metavar="REGEX", help="key = group 'key' (or group 1) of REGEX in reference names")
+    m.add_argument("--config", metavar="YAML", help="config file (see configs/default.yaml)")
+    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. sync.hop_length=512 (repeatable)")
+    m.add_argument("--strict", action="store_true", help="exit 1 if any clip was skipped")
+    _add_common(m)
+
+    r = sub.add_parser("report", help="tables (CSV, Markdown, LaTeX) from results files", description="Summarise one or more results.json files (one row each) as paper-style tables.")
+    r.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files or folders holding one")
+    r.add_argument("--out", metavar="DIR", default=".", help="where to write summary.csv/.md/.tex (default: here)")
+    r.add_argument("--metrics", help="comma-separated metric columns, in order")
+    r.add_argument("--decimals", type=int, default=2)
+    r.add_argument("--name", default="summary", help="file name stem of the tables")
+    r.add_argument("--caption", help="LaTeX caption")
+    _add_common(r)
+
+    d = sub.add_parser("demo", help="the main job on built-in procedural clips: generate, score, report", description="Generate procedural event clips, make sanity baselines from them (ground truth, shifted, shuffled, noise, silence), score every baseline and write the tables. No downloads.")
+    d.add_argument("--out", metavar="DIR", default="runs/demo")
+    d.add_argument("--n", type=int, default=32, help="number of clips")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--workers", type=int, default=0)
+    _add_common(d)
+    return parser
+
+
+def _print_summary(results, out_dir: str | None) -> None:
+    from reports.tables import render_markdown, summary_frame
+
+    frame, info = summary_frame([results.to_dict()])
+    print(render_markdown(frame, info, decimals=3), end="")
+    print(f"scored {len(results.clips)} clips, skipped {len(results.skipped)}, ignored {len(results.ignored)} non-media files")
+    for s in results.skipped[:10]:
+        print(f"  skipped {s['clip']}: {s['reason']}")
+    if len(results.skipped) > 10:
+        print(f"  ... {len(results.skipped) - 10} more in results.json")
+    for w in results.warnings[:10]:
+        print(f"  warning: {w}")
+    if out_dir:
+        print(f"wrote {Path(out_dir) / 'results.json'} and {Path(out_dir) / 'per_clip.csv'}")
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from metrics.registry import METRICS
+    from tiva_bench.config import load_config
+
+    if args.list:
+        print(f"{'name':<12} {'dir':<4} {'header':<11} {'needs':<28} description")
+        for name in METRICS:
+            s = METRICS.get(name)
+            print(f"{s.name:<12} {s.arrow:<4} {s.display:<11} {s.needs:<28} {s.description}")
+        return EXIT_OK
+    if not args.gen_dir or not args.ref_dir:
+        raise ConfigError("metrics needs GEN_DIR and REF_DIR", "tiva-bench metrics GEN_DIR REF_DIR (see --help)")
+    overrides = list(args.set)
+    for flag, key in (("metrics", "metrics"), ("workers", "workers"), ("window", "audio.window_s"), ("pair_by", "pairing.by"),
+                      ("strip_suffix", "pairing.strip_suffix"), ("strip_prefix", "pairing.strip_prefix"),
+                      ("gen_pattern", "pairing.gen_pattern"), ("ref_pattern", "pairing.ref_pattern")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_config(args.config, overrides)
+    from metrics.registry import resolve_metrics
+
+    resolve_metrics(cfg.metrics)  # unknown names fail before any decoding
+    from tiva_bench.runner import score_folders
+
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        def progress(it, total):
+            return tqdm(it, total=total, desc="scoring", unit="clip", file=sys.stderr, dynamic_ncols=True)
+
+    results = score_folders(args.gen_dir, args.ref_dir, cfg, label=args.label, progress=progress)
+    if args.out:
+        results.write(args.out)
+    if not args.quiet:
+        _print_summary(results, args.out)
+    if args.strict and results.skipped:
+        print(f"--strict: {len(results.skipped)} clips were skipped", file=sys.stderr)
+        return EXIT_STRICT
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.tables import write_tables
+
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    paths = write_tables(args.results, args.out, metrics, args.decimals, args.name, args.caption)
+    if not args.quiet:
+        print(paths["md"].read_text(encoding="utf-8"), end="")
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tiva_bench.demo import run_demo
+
+    run_demo(Path(args.out), n=args.n, seed=args.seed, workers=args.workers, quiet=args.quiet)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = {"metrics": cmd_metrics, "report": cmd_report, "demo": cmd_demo}[args.command]
+    try:
+        return handler(args)
+    except NothingToScoreError as exc:
+        if args.debug:
+            raise
+        print(f"tiva-bench: error: {exc}", file=sys.stderr)
+        return EXIT_NOTHING
+    except TivaBenchError as exc:
+        if args.debug:
+            raise
+        print(f"tiva-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tiva-bench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # pragma: no cover - reported, not swallowed
+        if args.debug:
+            raise
+        print(f"tiva-bench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,164 @@
+"""Score folders: pair -> decode once per clip -> per-clip metric groups -> aggregate -> Results.
+
+Clips are scored in worker processes (``workers``; 0 = one per CPU core). One bad clip never stops
+a run: decoding problems become ``skipped`` entries with a one-line reason, undefined metric values
+become NaN with a recorded reason, and an unexpected error inside one metric group is recorded for
+that clip and reported as a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from metrics.functional.common import UndefinedMetric
+from metrics.registry import GROUPS, MetricSpec, resolve_metrics
+from tiva_bench.audio_io import AudioClip
+from tiva_bench.config import ScoreConfig, to_dict
+from tiva_bench.errors import InputError, NothingToScoreError
+from tiva_bench.pairing import Pair, pair_folders
+from tiva_bench.results import ClipResult, Results, aggregate, provenance, utc_now
+
+# worker-process state, set once per worker by _init_worker
+_STATE: dict = {}
+
+
+def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec]) -> ClipResult | dict:
+    """Score one pair. Returns a ``ClipResult``, or a skipped-entry dict when a file is unusable."""
+    clips = {}
+    for side, path in (("generated", pair.gen), ("reference", pair.ref)):
+        try:
+            clips[side] = AudioClip.load(path, cfg.audio.window_s, cfg.audio.min_duration_s)
+        except InputError as exc:
+            fix = f" ({exc.fix})" if exc.fix else ""
+            return {"clip": pair.key, "reason": f"{side} file {exc.reason}{fix}", "path": str(path)}
+    gen, ref = clips["generated"], clips["reference"]
+    result = ClipResult(
+        clip=pair.key, gen=str(pair.gen), ref=str(pair.ref),
+        gen_padded_s=round(gen.padded_s, 6), ref_padded_s=round(ref.padded_s, 6),
+        gen_silent=gen.is_silent, ref_silent=ref.is_silent,
+    )
+    wanted = {s.name for s in specs}
+    for group in dict.fromkeys(s.group for s in specs):
+        names = [s.name for s in specs if s.group == group]
+        try:
+            produced = GROUPS.get(group)(gen.at, ref.at, cfg)
+        except UndefinedMetric as exc:
+            produced = {n: exc for n in names}
+        except Exception as exc:  # a bug or an odd signal must not end a 15,000-clip run
+            produced = {n: UndefinedMetric(f"error in {group} metrics: {type(exc).__name__}: {exc}") for n in names}
+        for name, value in produced.items():
+            if name not in wanted:
+                continue
+            if isinstance(value, UndefinedMetric):
+                result.values[name] = math.nan
+                result.undefined[name] = str(value)
+            else:
+                result.values[name] = float(value)
+    return result
+
+
+def _init_worker(cfg: ScoreConfig, names: list[str]) -> None:
+    _STATE["cfg"] = cfg
+    _STATE["specs"] = resolve_metrics(names)
+
+
+def _score_in_worker(pair: Pair):
+    return score_pair(pair, _STATE["cfg"], _STATE["specs"])
+
+
+def _pool_context():
+    """forkserver where available (workers fork from a server that imported the heavy modules
+    once, safe with threads in the parent), else spawn."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["numpy", "scipy.signal", "librosa", "soxr", "soundfile", "av", "metrics.registry", "tiva_bench.runner"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _n_workers(requested: int, n_items: int) -> int:
+    n = requested if requested > 0 else (os.cpu_count() or 1)
+    return max(1, min(n, n_items))
+
+
+def iter_scores(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec]) -> Iterator[ClipResult | dict]:
+    """Yield per-pair outcomes in input order, in worker processes when more than one is used."""
+    workers = _n_workers(cfg.workers, len(pairs))
+    if workers == 1 or len(pairs) < 8:
+        for pair in pairs:
+            yield score_pair(pair, cfg, specs)
+        return
+    # one BLAS/OpenMP thread per worker process: the parallelism is across clips
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    os.environ.update({k: "1" for k in saved})
+    try:
+        ctx = _pool_context()
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg, [s.name for s in specs])) as pool:
+            chunk = max(1, min(32, len(pairs) // (workers * 8)))
+            yield from pool.map(_score_in_worker, pairs, chunksize=chunk)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def score_folders(
+    gen_dir: str | Path,
+    ref_dir: str | Path,
+    cfg: ScoreConfig | None = None,
+    label: str | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> Results:
+    """Score every generated file in ``gen_dir`` against its namesake in ``ref_dir``.
+
+    ``progress`` wraps the outcome iterator (e.g. ``tqdm``). Raises ``NothingToScoreError`` when no
+    clip could be scored; otherwise problems are in ``Results.skipped`` / ``Results.warnings``.
+    """
+    cfg = (cfg or ScoreConfig()).validate()
+    specs = resolve_metrics(cfg.metrics)
+    started, t0 = utc_now(), time.perf_counter()
+    pairing = pair_folders(gen_dir, ref_dir, cfg.pairing)
+    skipped = [asdict(s) for s in pairing.skipped]
+    warnings = list(pairing.warnings)
+    clips: list[ClipResult] = []
+    outcomes: Iterable = iter_scores(pairing.pairs, cfg, specs)
+    if progress is not None:
+        outcomes = progress(outcomes, total=len(pairing.pairs))
+    for outcome in outcomes:
+        if isinstance(outcome, ClipResult):
+            clips.append(outcome)
+        else:
+            skipped.append(outcome)
+    if not clips:
+        why = f"{len(skipped)} skipped" if skipped else "no media files found"
+        raise NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})", "see the skipped reasons above, or check the folder names and --pair-by / --strip-suffix")
+    names = [s.name for s in specs]
+    set_values = aggregate(clips, names)
+    for name, sv in set_values.items():
+        if sv.n_undefined:
+            reasons: dict[str, int] = {}
+            for c in clips:
+                if name in c.undefined:
+                    reasons[c.undefined[name]] = reasons.get(c.undefined[name], 0) + 1
+            top = "; ".join(f"{r} ({k})" for r, k in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+            warnings.append(f"{name}: undefined for {sv.n_undefined} of {len(clips)} clips, left out of the mean: {top}")
+    n_padded = sum(1 for c in clips if c.gen_padded_s > 0 or c.ref_padded_s > 0)
+    if n_padded:
+        warnings.append(f"{n_padded} clips were shorter than the {cfg.audio.window_s:g}-s window and were zero-padded (per-clip padding in per_clip records)")
+    info = {s.name: {"display": s.display, "higher_is_better": s.higher_is_better, "level": s.level, "description": s.description} for s in specs}
+    return Results(
+        label=label or Path(gen_dir).resolve().name,
+        gen_dir=str(gen_dir), ref_dir=str(ref_dir),
+        metrics=set_values, clips=clips, skipped=skipped, ignored=pairing.ignored,
+        warnings=warnings, config=to_dict(cfg), metric_info=info,
+        provenance=provenance(started, time.perf_counter() - t0),
+    )
