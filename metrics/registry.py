@@ -67,7 +67,7 @@ def _sync_group(gen_at: WaveAt, ref_at: WaveAt, cfg: Any) -> dict[str, float | U
 
 def _onset_group(gen_at: WaveAt, ref_at: WaveAt, cfg: Any) -> dict[str, float]:
     o = cfg.onset
-    acc, ap = onset_metrics(gen_at(o.sample_rate), ref_at(o.sample_rate), o.sample_rate, o.delta, o.tolerance_s, o.conf_window_s, o.nms_window_s)
+    acc, ap = onset_metrics(gen_at(o.sample_rate), ref_at(o.sample_rate), o.sample_rate, o.delta, o.tolerance_s, o.conf_window_s, o.nms_window_s, o.nms_reference)
     return {"onset_acc": acc, "onset_ap": ap}
 
 

@@ -61,7 +61,8 @@ class OnsetConfig:
     delta=delta)``. Generated onsets closer than ``nms_window_s`` are suppressed (highest
     confidence kept); a reference onset is hit when a generated onset lies strictly within
     ``tolerance_s``; confidence is the peak of the min-max normalised ``|wav|`` of the generated
-    audio within ``+-conf_window_s``.
+    audio within ``+-conf_window_s``. ``nms_reference`` applies the same suppression to the
+    reference onsets (False reproduces the original scripts, where a perfect copy can score < 1).
     """
 
     sample_rate: int = 22050
@@ -69,6 +70,7 @@ class OnsetConfig:
     tolerance_s: float = 0.1
     conf_window_s: float = 0.05
     nms_window_s: float = 0.05
+    nms_reference: bool = True
 
 
 @dataclass

@@ -74,8 +74,8 @@ def _key_for(path: Path, root: Path, cfg: PairingConfig, pattern: re.Pattern | N
     return name
 
 
-def index_folder(root: str | Path, cfg: PairingConfig, is_gen: bool, result: Pairing) -> dict[str, Path]:
-    """Map key -> file below ``root``; ambiguities and non-media files are recorded in ``result``."""
+def index_folder(root: str | Path, cfg: PairingConfig, is_gen: bool, result: Pairing) -> tuple[dict[str, Path], set[str]]:
+    """``(key -> file, ambiguous keys)`` below ``root``; problems are recorded in ``result``."""
     root = Path(root)
     side = "generated" if is_gen else "reference"
     if not root.is_dir():
@@ -94,31 +94,33 @@ def index_folder(root: str | Path, cfg: PairingConfig, is_gen: bool, result: Pai
             continue
         by_key.setdefault(key, []).append(path)
     index: dict[str, Path] = {}
+    ambiguous: set[str] = set()
     for key, paths in by_key.items():
         audio = [p for p in paths if p.suffix.lower() in AUDIO_EXTENSIONS]
         candidates = audio if audio else paths
         if len(candidates) > 1:
             names = ", ".join(str(p.relative_to(root)) for p in candidates)
             result.skipped.append(Skipped(key, f"duplicate {side} name: {names} (use --pair-by relpath or a --{'gen' if is_gen else 'ref'}-pattern)", str(candidates[0])))
+            ambiguous.add(key)
             continue
         chosen = candidates[0]
         if len(paths) > 1:
             others = ", ".join(str(p.relative_to(root)) for p in paths if p != chosen)
             result.warnings.append(f"{side} '{key}': using {chosen.relative_to(root)} (audio files are preferred over {others})")
         index[key] = chosen
-    return index
+    return index, ambiguous
 
 
 def pair_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: PairingConfig) -> Pairing:
     """Pair every generated file with its reference by key; see the module docstring."""
     result = Pairing()
-    gen = index_folder(gen_dir, cfg, True, result)
-    ref = index_folder(ref_dir, cfg, False, result)
+    gen, gen_ambiguous = index_folder(gen_dir, cfg, True, result)
+    ref, ref_ambiguous = index_folder(ref_dir, cfg, False, result)
     for key in sorted(gen):
         if key in ref:
             result.pairs.append(Pair(key, gen[key], ref[key]))
-        else:
+        elif key not in ref_ambiguous:
             result.skipped.append(Skipped(key, f"no reference named '{key}' in {ref_dir}", str(gen[key])))
-    for key in sorted(set(ref) - set(gen)):
+    for key in sorted(set(ref) - set(gen) - gen_ambiguous):
         result.skipped.append(Skipped(key, f"no generated file named '{key}' in {gen_dir}", str(ref[key])))
     return result

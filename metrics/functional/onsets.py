@@ -5,8 +5,9 @@ Pipeline for one (generated, reference) pair at ``sr`` Hz:
 1. onsets of both: ``librosa.onset.onset_detect(y=..., sr=sr, units="samples", delta=0.3)``;
 2. confidence of a generated onset: peak of the min-max normalised ``|gen|`` within
    ``+-conf_window_s`` (window clipped at the signal's ends);
-3. non-maximum suppression of generated onsets: highest confidence first, dropping every other
-   onset closer than ``nms_window_s``;
+3. non-maximum suppression: highest confidence first, dropping every other onset closer than
+   ``nms_window_s`` -- on the generated onsets, and by default on the reference onsets too
+   (confidence from ``|ref|``), so identical audio scores 1;
 4. greedy matching in reference order: a reference onset is hit by the unused generated onset
    strictly within ``tolerance_s`` whose normalised ``|gen|`` at the onset sample is largest;
 5. ``onset_acc`` = hits / reference onsets; ``onset_ap`` = average precision over the ranked
@@ -17,7 +18,9 @@ Pipeline for one (generated, reference) pair at ``sr`` Hz:
 Differences from the original scripts, on purpose: every missed reference onset is counted in
 the AP (the original stops adding misses once the generated onsets run out, and otherwise ranks a
 miss as a positive with score 0, so that an output with no onsets at all scores AP 1 -- here it
-scores 0);
+scores 0); the reference onsets get the same NMS as the generated ones (the original leaves
+them raw, so two reference onsets closer than the NMS window can never both be hit and even a
+perfect copy scores below 1; ``nms_reference=False`` restores that);
 the NMS removes every neighbour inside the window (the original mutates a list while iterating
 over it and can keep some); windows near the start are clipped instead of wrapping around; with
 no reference onsets both values are undefined (NaN with a reason) rather than 0.
@@ -122,17 +125,19 @@ def match_onsets(ref_onsets: np.ndarray, gen_onsets: np.ndarray, gen_wav: np.nda
     return int(labels.sum()), labels, conf
 
 
-def onset_metrics(gen: np.ndarray, ref: np.ndarray, sr: int = 22050, delta: float = 0.3, tolerance_s: float = 0.1, conf_window_s: float = 0.05, nms_window_s: float = 0.05) -> tuple[float, float]:
+def onset_metrics(gen: np.ndarray, ref: np.ndarray, sr: int = 22050, delta: float = 0.3, tolerance_s: float = 0.1, conf_window_s: float = 0.05, nms_window_s: float = 0.05, nms_reference: bool = True) -> tuple[float, float]:
     """``(onset_acc, onset_ap)`` for one pair of waveforms at ``sr``.
 
     Raises ``UndefinedMetric`` when the reference has no detectable onsets.
     """
+    half, nms_window = int(conf_window_s * sr), int(nms_window_s * sr)
     ref_onsets = detect_onsets(ref, sr, delta)
     if ref_onsets.size == 0:
         raise UndefinedMetric("reference has no detectable onsets")
+    if nms_reference:
+        ref_onsets = onset_nms(ref_onsets, onset_confidence(ref, ref_onsets, half), nms_window)
     gen_onsets = detect_onsets(gen, sr, delta)
-    half = int(conf_window_s * sr)
     if gen_onsets.size:
-        gen_onsets = onset_nms(gen_onsets, onset_confidence(gen, gen_onsets, half), int(nms_window_s * sr))
+        gen_onsets = onset_nms(gen_onsets, onset_confidence(gen, gen_onsets, half), nms_window)
     hits, labels, scores = match_onsets(ref_onsets, gen_onsets, gen, int(tolerance_s * sr), half)
     return hits / ref_onsets.size, average_precision(labels, scores, n_positives=ref_onsets.size)

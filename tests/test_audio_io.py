@@ -1,0 +1,101 @@
+"""Decoding of every supported container, mono mix-down, resampling, windowing and bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tiva_bench.audio_io import AudioClip, crop_or_pad, decode_audio, resample
+from tiva_bench.errors import InputError
+from tiva_bench.media_write import write_audio, write_video
+from tests.conftest import SR, clicks
+
+
+def tone(sr=SR, seconds=1.0, f=440.0):
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3", "m4a", "mp4", "mkv", "webm", "mov"])
+def test_every_container_decodes_to_the_same_tone(tmp_path, ext):
+    y = tone()
+    path = tmp_path / f"x.{ext}"
+    if ext in ("mp4", "mkv", "mov", "webm"):
+        write_video(path, np.zeros((10, 16, 16, 3), np.uint8), 10, y, SR)
+    else:
+        write_audio(path, y, SR)
+    out, sr = decode_audio(path)
+    out16 = resample(out, sr, SR)
+    # lossy codecs: compare the spectrum peak and level, not samples
+    spec = np.abs(np.fft.rfft(out16[: SR // 2]))
+    assert np.argmax(spec) * 2 == pytest.approx(440, abs=4)
+    assert np.sqrt(np.mean(out16[1000:7000] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
+
+
+def test_wav_decodes_losslessly_and_stereo_mixes_to_mean(tmp_path):
+    left, right = tone(f=300.0), tone(f=500.0) * 0.5
+    sf.write(tmp_path / "s.wav", np.stack([left, right], axis=1), SR, subtype="FLOAT")
+    out, sr = decode_audio(tmp_path / "s.wav")
+    assert sr == SR
+    np.testing.assert_array_equal(out, (left + right) / 2)
+
+
+def test_stereo_aac_mixes_to_mean(tmp_path):
+    left, right = tone(f=300.0), np.zeros(SR, np.float32)
+    write_video(tmp_path / "s.mp4", None, 10, np.stack([left, right]), SR)
+    out, _ = decode_audio(tmp_path / "s.mp4")
+    assert np.sqrt(np.mean(out[1000:15000] ** 2)) == pytest.approx(0.25 / np.sqrt(2), rel=0.1)
+
+
+def test_resample_equals_librosa_soxr_hq():
+    librosa = pytest.importorskip("librosa")
+    y = clicks((0.3, 0.9), duration_s=1.3)
+    for target in (22050, 32000, 44100, 8000):
+        np.testing.assert_array_equal(resample(y, SR, target), librosa.resample(y, orig_sr=SR, target_sr=target, res_type="soxr_hq"))
+
+
+def test_window_crops_and_records_padding():
+    y = np.ones(SR * 3, np.float32)
+    win, pad = crop_or_pad(y, SR, 8.0)
+    assert win.shape == (8 * SR,) and pad == pytest.approx(5.0) and win[3 * SR:].sum() == 0
+    win, pad = crop_or_pad(np.ones(SR * 10, np.float32), SR, 8.0)
+    assert win.shape == (8 * SR,) and pad == 0.0
+
+
+def test_audio_clip_resamples_long_files_identically_to_whole_file_resampling(tmp_path):
+    y = clicks((1.0, 7.5, 12.0), duration_s=20.0, sr=44100)
+    sf.write(tmp_path / "long.wav", y, 44100, subtype="FLOAT")
+    clip = AudioClip.load(tmp_path / "long.wav", window_s=8.0)
+    whole = resample(y, 44100, SR)[: 8 * SR]
+    np.testing.assert_allclose(clip.at(SR), whole, atol=1e-6)
+    assert clip.at(SR) is clip.at(SR)  # resampled once per rate
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk"), "cannot open"),
+        (lambda p: p.write_bytes(b"this is text, not audio" * 100), "cannot open"),
+        (lambda p: sf.write(p, np.array([0.1, np.nan, 0.2] * 100, np.float32), SR, subtype="FLOAT"), "NaN/Inf"),
+        (lambda p: sf.write(p, np.array([0.1, np.inf] * 100, np.float32), SR, subtype="FLOAT"), "NaN/Inf"),
+    ],
+)
+def test_bad_files_raise_one_line_input_errors(tmp_path, make, match):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(InputError, match=match) as info:
+        decode_audio(path)
+    assert "bad.wav" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_video_without_audio_and_missing_and_too_short(tmp_path):
+    write_video(tmp_path / "mute.mp4", np.zeros((5, 16, 16, 3), np.uint8), 10, None)
+    with pytest.raises(InputError, match="no audio stream"):
+        decode_audio(tmp_path / "mute.mp4")
+    with pytest.raises(InputError, match="does not exist"):
+        decode_audio(tmp_path / "nope.wav")
+    sf.write(tmp_path / "short.wav", np.ones(100, np.float32) * 0.1, SR)
+    with pytest.raises(InputError, match="too short"):
+        AudioClip.load(tmp_path / "short.wav", min_duration_s=0.5)
