@@ -40,6 +40,8 @@ def test_metrics_cli_scores_good_clips_and_lists_every_bad_one(media_pair_dirs, 
     silent = next(c for c in data["per_clip"] if c["clip"] == "silent")
     assert silent["gen_silent"] and silent["values"]["w_dis"] is None and "silent" in silent["undefined"]["w_dis"]
     assert silent["values"]["dtw_dis"] > 0
+    video = next(c for c in data["per_clip"] if c["clip"] == "video0")
+    assert video["ref"].endswith("video0.mp4") and video["ref_sr"] == 16000 and video["gen_padded_s"] == 0
     assert data["metrics"]["w_dis"]["n_undefined"] == 1 and data["metrics"]["w_dis"]["n"] == 4
     assert data["config"]["sync"]["hop_length"] == 1280 and data["provenance"]["versions"]["librosa"]
     with open(out / "per_clip.csv") as fh:

@@ -75,3 +75,12 @@ def test_registry_suggests_close_names():
 
     with pytest.raises(UnknownNameError, match="did you mean 'w_dis'"):
         METRICS.get("wdis")
+
+
+def test_shipped_default_config_equals_the_code_defaults():
+    from pathlib import Path
+
+    from tiva_bench.config import ScoreConfig, to_dict
+
+    shipped = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
+    assert to_dict(shipped) == to_dict(ScoreConfig())

@@ -36,6 +36,8 @@ class ClipResult:
     ref: str
     values: dict[str, float] = field(default_factory=dict)
     undefined: dict[str, str] = field(default_factory=dict)
+    gen_sr: int = 0
+    ref_sr: int = 0
     gen_padded_s: float = 0.0
     ref_padded_s: float = 0.0
     gen_silent: bool = False

@@ -40,7 +40,7 @@ def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec]) -> ClipRes
             return {"clip": pair.key, "reason": f"{side} file {exc.reason}{fix}", "path": str(path)}
     gen, ref = clips["generated"], clips["reference"]
     result = ClipResult(
-        clip=pair.key, gen=str(pair.gen), ref=str(pair.ref),
+        clip=pair.key, gen=str(pair.gen), ref=str(pair.ref), gen_sr=gen.native_sr, ref_sr=ref.native_sr,
         gen_padded_s=round(gen.padded_s, 6), ref_padded_s=round(ref.padded_s, 6),
         gen_silent=gen.is_silent, ref_silent=ref.is_silent,
     )
