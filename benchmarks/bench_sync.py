@@ -39,7 +39,7 @@ def make_clips(folder: Path, n: int, seed: int) -> None:
         (folder / side).mkdir(parents=True, exist_ok=True)
     for i in range(n):
         events = random_events(rng, 8.0)
-        jittered = [(c, max(0.0, o + rng.normal(0, 0.15)), d, s) for c, o, d, s in events]
+        jittered = [(c, max(0.0, o + rng.normal(0, 0.15)), d, s, g) for c, o, d, s, g in events]
         sf.write(folder / "ref" / f"c{i:05d}.wav", render_clip(events, 8.0, seed=i), SAMPLE_RATE, subtype="PCM_16")
         sf.write(folder / "gen" / f"c{i:05d}.wav", render_clip(jittered, 8.0, seed=10**6 + i), SAMPLE_RATE, subtype="PCM_16")
 

@@ -70,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--caption", help="LaTeX caption")
     _add_common(r)
 
+    data = sub.add_parser("data", help="datasets: the synthetic benchmark, real-data feature extraction")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    syn = data_sub.add_parser("synth", help="write the procedural audio-visual benchmark", description="Write procedural clips (mp4 with AAC audio, wav, json metadata) where what is seen decides what is heard and when. Deterministic for a seed.", epilog="examples:\n  tiva-bench data synth --n 100 --out data/synth --seed 0\n  tiva-bench data synth --split train=800,val=100,test=100 --out data/synth\n  tiva-bench data synth --n 50 --split test --seed 7 --out data/synth-heldout", formatter_class=argparse.RawDescriptionHelpFormatter)
+    syn.add_argument("--out", required=True, metavar="DIR")
+    syn.add_argument("--n", type=int, default=100, help="clips per split (default 100)")
+    syn.add_argument("--split", default="train,val,test", help="splits to write, optionally with counts: train=800,val=100,test=100")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--duration", type=float, default=10.24, help="seconds per clip (default 10.24, the TiVA window)")
+    syn.add_argument("--workers", type=int, default=0)
+    _add_common(syn)
+
     d = sub.add_parser("demo", help="the main job on built-in procedural clips: generate, score, report", description="Generate procedural event clips, make sanity baselines from them (ground truth, shifted, shuffled, noise, silence), score every baseline and write the tables. No downloads.")
     d.add_argument("--out", metavar="DIR", default="runs/demo")
     d.add_argument("--n", type=int, default=32, help="number of clips")
@@ -149,6 +160,43 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def parse_split_counts(spec: str, default_n: int) -> dict[str, int]:
+    """``"train=800,val,test=5"`` -> ``{"train": 800, "val": default_n, "test": 5}``."""
+    counts: dict[str, int] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        name, _, n = part.partition("=")
+        try:
+            counts[name] = int(n) if n else default_n
+        except ValueError:
+            raise ConfigError(f"--split: cannot read {n!r} as a number of clips in {part!r}") from None
+        if counts[name] < 0:
+            raise ConfigError(f"--split: negative count in {part!r}")
+    if not counts:
+        raise ConfigError("--split names no split", "e.g. --split train,val,test")
+    return counts
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "synth":
+        from tiva_bench import synthetic
+
+        counts = parse_split_counts(args.split, args.n)
+        if args.duration < 2.0:
+            raise ConfigError("--duration must be at least 2 s (events need room and a silent stretch)")
+        progress = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            def progress(it, total):
+                return tqdm(it, total=total, desc="writing clips", unit="clip", file=sys.stderr)
+
+        synthetic.generate(args.out, counts, args.seed, args.duration, args.workers, progress)
+        if not args.quiet:
+            print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} clips to {args.out}")
+        return EXIT_OK
+    raise ConfigError("data needs a sub-command", "tiva-bench data synth --help")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tiva_bench.demo import run_demo
 
@@ -162,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = {"metrics": cmd_metrics, "report": cmd_report, "demo": cmd_demo}[args.command]
+    handler = {"metrics": cmd_metrics, "report": cmd_report, "data": cmd_data, "demo": cmd_demo}[args.command]
     try:
         return handler(args)
     except NothingToScoreError as exc:

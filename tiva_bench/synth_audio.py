@@ -1,7 +1,9 @@
 """Procedural event audio with known onset times (the audio half of the synthetic benchmark).
 
-Each sound class has its own timbre (a pitched partial stack or filtered noise) and envelope; an
-event is ``(class, onset_s, duration_s)``. Everything is deterministic for a seed.
+Each sound class has its own timbre (a pitched partial stack and/or band-limited noise) and
+envelope. An event is rendered so that it is exactly zero outside ``[onset, onset + duration)``:
+a 5-ms (impacts) or 15-ms (thunder) attack, exponential decay or a flat sustain, and a 20-ms fade
+to zero at the end. Everything is deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ SAMPLE_RATE = 16000
 
 @dataclass(frozen=True)
 class SoundClass:
-    """A timbre: partial frequencies (Hz, empty for noise), noise band (Hz), decay time (s)."""
+    """A timbre: partial frequencies (Hz, empty for noise), noise band (Hz), decay time (s),
+    attack (s)."""
 
     name: str
     partials: tuple[float, ...]
     noise_band: tuple[float, float] | None
     decay_s: float
+    attack_s: float = 0.005
 
 
 SOUND_CLASSES: tuple[SoundClass, ...] = (
@@ -28,7 +32,9 @@ SOUND_CLASSES: tuple[SoundClass, ...] = (
     SoundClass("drum", (90.0, 180.0), (60.0, 400.0), 0.15),
     SoundClass("whistle", (1760.0, 3520.0), None, 0.5),
     SoundClass("crackle", (), (2000.0, 6000.0), 0.08),
+    SoundClass("thunder", (), (40.0, 300.0), 0.6, attack_s=0.015),
 )
+CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in SOUND_CLASSES)
 
 
 def _band_noise(rng: np.random.Generator, n: int, sr: int, band: tuple[float, float]) -> np.ndarray:
@@ -40,8 +46,7 @@ def _band_noise(rng: np.random.Generator, n: int, sr: int, band: tuple[float, fl
 
 
 def render_event(cls: SoundClass, duration_s: float, rng: np.random.Generator, sr: int = SAMPLE_RATE, sustained: bool = False) -> np.ndarray:
-    """One event's waveform (peak ~1): a 5-ms attack, then exponential decay, or for
-    ``sustained`` events a flat level for ``duration_s`` with 20-ms fades."""
+    """One event's waveform (peak <= 1), exactly ``round(duration_s * sr)`` samples long."""
     n = max(1, int(round(duration_s * sr)))
     t = np.arange(n) / sr
     tone = np.zeros(n)
@@ -50,27 +55,27 @@ def render_event(cls: SoundClass, duration_s: float, rng: np.random.Generator, s
     if cls.noise_band is not None:
         tone += _band_noise(rng, n, sr, cls.noise_band)
     tone /= np.abs(tone).max() + 1e-12
-    attack = np.minimum(1.0, t / 0.005)
-    if sustained:
-        env = attack * np.minimum(1.0, (duration_s - t) / 0.02).clip(0, 1)
-    else:
-        env = attack * np.exp(-t / cls.decay_s)
-    return tone * env
+    attack = np.minimum(1.0, t / cls.attack_s)
+    release = np.clip((duration_s - t) / 0.02, 0.0, 1.0)
+    body = np.ones(n) if sustained else np.exp(-t / cls.decay_s)
+    return tone * attack * body * release
 
 
-def render_clip(events: list[tuple[int, float, float, bool]], duration_s: float, seed: int, sr: int = SAMPLE_RATE, noise_floor: float = 1e-3) -> np.ndarray:
-    """Mix events ``(class_index, onset_s, duration_s, sustained)`` into a float32 clip in [-1, 1].
+def render_clip(events: list[tuple[int, float, float, bool, float]], duration_s: float, seed: int, sr: int = SAMPLE_RATE, noise_floor: float = 1e-5) -> np.ndarray:
+    """Mix events ``(class_index, onset_s, duration_s, sustained, gain)`` into float32 in [-1, 1].
 
-    A faint noise floor (``noise_floor`` RMS) keeps silent stretches realistic but quiet.
+    A faint noise floor (``noise_floor`` RMS, -100 dBFS by default, below librosa's 80-dB onset range)
+    stands for room tone; where no
+    event sounds the clip is that floor and nothing else.
     """
     rng = np.random.default_rng(seed)
     n = int(round(duration_s * sr))
     out = rng.standard_normal(n) * noise_floor
-    for cls_idx, onset, dur, sustained in events:
+    for cls_idx, onset, dur, sustained, gain in events:
         start = int(round(onset * sr))
         if start >= n:
             continue
-        wave = render_event(SOUND_CLASSES[cls_idx], dur, rng, sr, sustained) * rng.uniform(0.5, 0.9)
+        wave = render_event(SOUND_CLASSES[cls_idx], dur, rng, sr, sustained) * gain
         stop = min(n, start + wave.size)
         out[start:stop] += wave[: stop - start]
     peak = np.abs(out).max()
@@ -79,10 +84,10 @@ def render_clip(events: list[tuple[int, float, float, bool]], duration_s: float,
     return out.astype(np.float32)
 
 
-def random_events(rng: np.random.Generator, duration_s: float, n_events: tuple[int, int] = (2, 6), cls_idx: int | None = None) -> list[tuple[int, float, float, bool]]:
-    """Random impact events at least 0.4 s apart inside the clip (one class per clip by default)."""
-    cls = int(rng.integers(len(SOUND_CLASSES))) if cls_idx is None else cls_idx
+def random_events(rng: np.random.Generator, duration_s: float, n_events: tuple[int, int] = (2, 6), cls_idx: int | None = None) -> list[tuple[int, float, float, bool, float]]:
+    """Random impacts at least 0.4 s apart (one class per clip by default), for quick audio-only sets."""
+    cls = int(rng.integers(4)) if cls_idx is None else cls_idx
     k = int(rng.integers(n_events[0], n_events[1] + 1))
     slots = np.arange(0.2, duration_s - 0.6, 0.4)
     onsets = np.sort(rng.choice(slots, size=min(k, slots.size), replace=False) + rng.uniform(0, 0.1, size=min(k, slots.size)))
-    return [(cls, float(o), float(rng.uniform(0.3, 0.6)), False) for o in onsets]
+    return [(cls, float(o), float(rng.uniform(0.3, 0.6)), False, float(rng.uniform(0.5, 0.9))) for o in onsets]

@@ -1,0 +1,129 @@
+"""The synthetic benchmark checked against its own metadata by independent code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tiva_bench import synthetic
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    synthetic.generate(out, {"test": 24}, seed=11, workers=2)
+    return out
+
+
+def clip_metas(folder):
+    return [(p, json.loads(p.read_text())) for p in sorted((folder / "test").glob("*.json"))]
+
+
+def quiet_mask(meta, n, sr):
+    quiet = np.ones(n, bool)
+    for ev in meta["events"]:
+        quiet[int(ev["sound_onset_s"] * sr):int(np.ceil(ev["sound_offset_s"] * sr))] = False
+    return quiet
+
+
+def test_every_sound_onset_is_a_peak_of_the_onset_strength_curve(synth_dir):
+    librosa = pytest.importorskip("librosa")
+    n_events = 0
+    for path, meta in clip_metas(synth_dir):
+        y, sr = sf.read(path.with_suffix(".wav"), dtype="float32")
+        assert sr == 16000 and y.size == round(meta["duration_s"] * sr)
+        odf = librosa.onset.onset_strength(y=y, sr=sr, hop_length=1280)
+        quiet = quiet_mask(meta, y.size, sr)
+        # ODF frames whose analysis windows (this frame and the previous) hear only silence
+        quiet_frames = [f for f in range(len(odf)) if quiet[max(0, f * 1280 - 2304):f * 1280 + 1024].all()]
+        background = odf[quiet_frames].max() if quiet_frames else 0.0
+        for ev in meta["events"]:
+            k = int(round(ev["sound_onset_s"] * sr / 1280))
+            lo = max(0, k - 1)
+            p = lo + int(np.argmax(odf[lo:k + 2]))  # within one hop
+            assert odf[p] >= odf[max(0, p - 1)] and odf[p] >= odf[min(len(odf) - 1, p + 1)], (path.name, ev)
+            assert odf[p] > 10 * background and odf[p] >= 0.05 * odf.max(), (path.name, ev)
+            n_events += 1
+    assert n_events > 24
+
+
+def test_silence_where_no_source_sounds_and_a_silent_stretch_exists(synth_dir):
+    for path, meta in clip_metas(synth_dir):
+        y, sr = sf.read(path.with_suffix(".wav"), dtype="float32")
+        quiet = quiet_mask(meta, y.size, sr)
+        assert np.sqrt(np.mean(y[quiet] ** 2)) < 1e-4  # only the -100 dBFS floor (and 16-bit rounding)
+        # the longest quiet run is at least the documented silent stretch
+        runs, best = 0, 0
+        for q in quiet:
+            runs = runs + 1 if q else 0
+            best = max(best, runs)
+        assert best >= synthetic.MIN_SILENCE_S * sr
+
+
+def test_lagged_events_sound_after_their_cue_and_others_at_it(synth_dir):
+    kinds = set()
+    scenes = [synthetic.make_scene("x", synthetic.clip_seed(0, "train", i)).metadata() for i in range(200)]
+    for meta in [m for _, m in clip_metas(synth_dir)] + scenes:
+        for ev in meta["events"]:
+            kinds.add(ev["kind"])
+            lag = ev["sound_onset_s"] - ev["visual_onset_s"]
+            if ev["kind"] == "lagged":
+                assert lag == pytest.approx(meta["thunder_lag_s"]) and ev["class"] == "thunder"
+            else:
+                assert lag == pytest.approx(0.0)
+            if ev["kind"] == "sustained":  # the visible start and end bound the sound
+                assert ev["sound_offset_s"] == pytest.approx(ev["visual_offset_s"])
+    assert {"impact", "sustained", "lagged"} <= kinds
+    assert any(len([o for o in m["objects"] if o["sounding"]]) > 1 for m in scenes)  # simultaneous sources
+    assert any(m["silent_cues"] for m in scenes)  # visible distractors that make no sound
+
+
+def test_frames_show_the_cue_at_the_visual_onset(synth_dir):
+    import av
+
+    checked = 0
+    for path, meta in clip_metas(synth_dir):
+        with av.open(str(path.with_suffix(".mp4"))) as container:
+            stream = container.streams.video[0]
+            assert float(stream.average_rate) == pytest.approx(10.0)
+            frames = [f.to_ndarray(format="rgb24").astype(float) for f in container.decode(stream)]
+            assert container.streams.audio[0].rate == 16000
+        cues = meta["events"] + meta["silent_cues"]
+        for ev in cues:
+            obj = meta["objects"][ev["source"]]
+            k = int(round(ev["visual_onset_s"] * 10))
+            half = int(obj["size"] * 0.7) + 1  # the lit object's half-size (rings are hollow)
+            y0, y1, x0, x1 = max(0, obj["y"] - half), obj["y"] + half + 1, max(0, obj["x"] - half), obj["x"] + half + 1
+            lit = frames[k][y0:y1, x0:x1].mean()
+            # dim in the frame before, unless another cue of the same object was lit then
+            before = [e for e in cues if e["source"] == ev["source"] and e["visual_onset_s"] <= ev["visual_onset_s"] - 0.1 < e["visual_offset_s"]]
+            if k > 0 and not before:
+                assert lit > 1.8 * frames[k - 1][y0:y1, x0:x1].mean(), (path.name, ev)
+                checked += 1
+    assert checked > 24
+
+
+def test_deterministic_for_a_seed_and_different_across_seeds(tmp_path):
+    a = synthetic.make_scene("x", synthetic.clip_seed(3, "test", 0))
+    b = synthetic.make_scene("x", synthetic.clip_seed(3, "test", 0))
+    c = synthetic.make_scene("x", synthetic.clip_seed(4, "test", 0))
+    assert a.metadata() == b.metadata() and a.metadata() != c.metadata()
+    np.testing.assert_array_equal(synthetic.render_audio(a), synthetic.render_audio(b))
+    np.testing.assert_array_equal(synthetic.render_frames(a), synthetic.render_frames(b))
+    assert len(synthetic.CLASS_NAMES) >= 4
+
+
+def test_cli_writes_the_documented_layout(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tiva_bench", "data", "synth", "--split", "train=2,val=1", "--out", str(tmp_path), "--seed", "5", "-q", "--duration", "4"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("train/train_00000", "train/train_00001", "val/val_00000"):
+        for ext in ("mp4", "wav", "json"):
+            assert (tmp_path / f"{name}.{ext}").exists()
+    meta = json.loads((tmp_path / "train/train_00000.json").read_text())
+    assert set(meta) >= {"class", "events", "seed"} and meta["duration_s"] == 4
+    assert set(meta["events"][0]) >= {"class", "visual_onset_s", "sound_onset_s", "sound_offset_s"}
