@@ -8,6 +8,9 @@ the resolved config, and returns ``{metric_name: value}``. It raises ``Undefined
 value of the group exists for the pair, or puts an ``UndefinedMetric`` instance in place of the one
 value that does not exist (W-dis on a silent clip, while DTW-dis is still defined).
 
+Set metrics (FAD, KL, IS, class agreement) are computed once per set from the outputs of an
+extractor (``metrics.extractors``) over every scored clip; ``group`` then names the set function.
+
 Adding a clip metric: one function in ``metrics.functional``, one group function here, one
 ``MetricSpec`` line, one test against an independent reference.
 """
@@ -20,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from metrics.functional.common import UndefinedMetric
+from metrics.functional.distribution import frechet_distance, inception_score, kl_divergence, kl_divergence_sigmoid
 from metrics.functional.onsets import onset_metrics
 from metrics.functional.sync import dtw_dis_from_odf, energy_l1_from_wav, onset_strength, w_dis_from_odf
 from tiva_bench.registry import Registry
@@ -42,6 +46,7 @@ class MetricSpec:
     needs: str
     group: str
     description: str
+    extractor: str = ""  # set metrics: the backbone whose outputs they use
 
     @property
     def arrow(self) -> str:
@@ -93,6 +98,59 @@ for _spec in (
                "mean |difference| of peak-normalised RMS envelopes (80 ms frames)"),
 ):
     METRICS.register(_spec.name, _spec)
+
+
+SetFunction = Callable[[dict, dict, "np.ndarray | None"], "tuple[float, float]"]
+SET_FUNCTIONS: Registry[SetFunction] = Registry("set metric function")
+
+
+def _fad(gen: dict, ref: dict, labels) -> tuple[float, float]:
+    return frechet_distance(gen["embedding"], ref["embedding"]), float("nan")
+
+
+def _kl(gen: dict, ref: dict, labels) -> tuple[float, float]:
+    return kl_divergence(ref["logits"], gen["logits"]), float("nan")
+
+
+def _kl_sigmoid(gen: dict, ref: dict, labels) -> tuple[float, float]:
+    return kl_divergence_sigmoid(ref["logits"], gen["logits"]), float("nan")
+
+
+def _is(gen: dict, ref: dict, labels) -> tuple[float, float]:
+    return inception_score(gen["logits"], splits=10, seed=0)
+
+
+def _class_agreement(gen: dict, ref: dict, labels) -> tuple[float, float]:
+    target = labels if labels is not None else ref["logits"].argmax(axis=1)
+    return float(np.mean(gen["logits"].argmax(axis=1) == target)), float("nan")
+
+
+for _name, _fn in (("fad", _fad), ("kl", _kl), ("kl_sigmoid", _kl_sigmoid), ("is", _is), ("class_agreement", _class_agreement)):
+    SET_FUNCTIONS.register(_name, _fn)
+
+
+def register_quality_metrics(backbone: str, extractor: str, label: str, kinds: tuple[str, ...] = ("fad", "kl", "is")) -> None:
+    """Register ``fad_<backbone>``, ``kl_<backbone>``, ``is_<backbone>`` over one extractor.
+
+    ``label`` is the table suffix, e.g. "mel." gives "FAD mel." like the paper's headers.
+    """
+    texts = {
+        "fad": ("FAD", False, "Frechet distance between embedding Gaussians of generated and reference sets"),
+        "kl": ("KL", False, "mean paired KL(softmax(ref logits) || softmax(gen logits))"),
+        "kl_sigmoid": ("KL-sig", False, "mean paired multi-label (sigmoid) KL term"),
+        "is": ("IS", True, "Inception Score of generated logits, 10 splits"),
+    }
+    for kind in kinds:
+        display, higher, desc = texts[kind]
+        METRICS.register(f"{kind}_{backbone}", MetricSpec(
+            f"{kind}_{backbone}", f"{display} {label}", higher, "set", f"audio + {extractor} backbone", kind, desc, extractor))
+
+
+register_quality_metrics("synth", "synth_classifier", "syn.")
+METRICS.register("class_acc", MetricSpec(
+    "class_acc", "Class Acc", True, "set", "audio + synth_classifier; labels from <ref>.json or reference audio",
+    "class_agreement", "share of clips whose generated audio is classified as the video's class (synthetic benchmark)",
+    "synth_classifier"))
 
 
 def resolve_metrics(names: list[str]) -> list[MetricSpec]:

@@ -23,6 +23,7 @@ METRICS_EXAMPLES = textwrap.dedent("""\
       tiva-bench metrics gen/ ref/ --strip-suffix _gen              # clip1_gen.wav <-> clip1.mp4
       tiva-bench metrics gen/ ref/ --gen-pattern '(?P<key>[^_]+_\\d{6})'
       tiva-bench metrics gen/ ref/ --set sync.dtw=fastdtw --set audio.window_s=10
+      tiva-bench metrics gen/ synth/test --metrics w_dis,fad_synth,kl_synth,is_synth,class_acc --window 10.24
       tiva-bench metrics --list
 
     Files are paired by name (stem) anywhere below each folder; unmatched, duplicate, unreadable,
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--strip-prefix", metavar="S", help="remove S from the start of generated names before matching")
     m.add_argument("--gen-pattern", metavar="REGEX", help="key = group 'key' (or group 1) of REGEX in generated names")
     m.add_argument("--ref-pattern", metavar="REGEX", help="key = group 'key' (or group 1) of REGEX in reference names")
+    m.add_argument("--device", help="where backbones run: cpu (default), cuda, cuda:1")
+    m.add_argument("--batch-size", type=int, help="clips per backbone batch (default 16)")
+    m.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $TIVA_BENCH_CACHE or ~/.cache/tiva_bench)")
+    m.add_argument("--recompute", action="store_true", help="ignore cached backbone features and rewrite them")
     m.add_argument("--config", metavar="YAML", help="config file (see configs/default.yaml)")
     m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. sync.hop_length=512 (repeatable)")
     m.add_argument("--strict", action="store_true", help="exit 1 if any clip was skipped")
@@ -80,6 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--duration", type=float, default=10.24, help="seconds per clip (default 10.24, the TiVA window)")
     syn.add_argument("--workers", type=int, default=0)
     _add_common(syn)
+
+    w = sub.add_parser("weights", help="list, download, verify or locate pretrained checkpoints", description="Every pretrained checkpoint tiva-bench uses, with its source, hash and licence. Files are searched in --weights-dir / $TIVA_BENCH_WEIGHTS, then in the cache ($TIVA_BENCH_CACHE/weights).")
+    w.add_argument("action", choices=["list", "download", "verify", "path"])
+    w.add_argument("names", nargs="*", metavar="NAME", help="checkpoint names (default: all, for list/verify)")
+    w.add_argument("--weights-dir", action="append", default=[], metavar="DIR", help="folder holding checkpoints fetched elsewhere (repeatable)")
+    _add_common(w)
+
+    cf = data_sub.add_parser("clip-features", help="cache per-video CLIP features (layers 4/8/11) for the TiVA model", description="Decode one 10.24-s window per video at 10 fps, run the frozen CLIP ViT-B/16 and cache CLS and pooled patch tokens of layers 4, 8, 11 per frame. Resumable; --shard i/N splits the work across processes or GPUs.", epilog="examples:\n  tiva-bench data clip-features --videos data/synth/test\n  tiva-bench data clip-features --vggsound vggsound.csv --root /data/vggsound --split test --shard 0/4 --device cuda:0", formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = cf.add_mutually_exclusive_group(required=True)
+    src.add_argument("--videos", metavar="DIR", help="a folder of videos (recursive)")
+    src.add_argument("--vggsound", metavar="CSV", help="VGGSound's vggsound.csv (use with --root)")
+    cf.add_argument("--root", metavar="DIR", help="folder holding the VGGSound clips ({ytid}_{start:06d}.mp4)")
+    cf.add_argument("--split", choices=["train", "test"], help="VGGSound split")
+    cf.add_argument("--shard", default="0/1", metavar="I/N", help="process the I-th of N parts (default 0/1)")
+    cf.add_argument("--window-policy", choices=["pad", "loop", "skip"], default="pad", help="clips shorter than 10.24 s (default pad)")
+    cf.add_argument("--device", default="cpu")
+    cf.add_argument("--batch-frames", type=int, default=128)
+    cf.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $TIVA_BENCH_CACHE or ~/.cache/tiva_bench)")
+    cf.add_argument("--weights-dir", action="append", default=[], metavar="DIR")
+    cf.add_argument("--recompute", action="store_true")
+    _add_common(cf)
 
     d = sub.add_parser("demo", help="the main job on built-in procedural clips: generate, score, report", description="Generate procedural event clips, make sanity baselines from them (ground truth, shifted, shuffled, noise, silence), score every baseline and write the tables. No downloads.")
     d.add_argument("--out", metavar="DIR", default="runs/demo")
@@ -121,10 +147,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     overrides = list(args.set)
     for flag, key in (("metrics", "metrics"), ("workers", "workers"), ("window", "audio.window_s"), ("pair_by", "pairing.by"),
                       ("strip_suffix", "pairing.strip_suffix"), ("strip_prefix", "pairing.strip_prefix"),
-                      ("gen_pattern", "pairing.gen_pattern"), ("ref_pattern", "pairing.ref_pattern")):
+                      ("gen_pattern", "pairing.gen_pattern"), ("ref_pattern", "pairing.ref_pattern"),
+                      ("device", "device"), ("batch_size", "batch_size"), ("cache_dir", "cache_dir")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
+    if args.recompute:
+        overrides.append("recompute=true")
     cfg = load_config(args.config, overrides)
     from metrics.registry import resolve_metrics
 
@@ -194,7 +223,78 @@ def cmd_data(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} clips to {args.out}")
         return EXIT_OK
+    if args.data_command == "clip-features":
+        return cmd_clip_features(args)
     raise ConfigError("data needs a sub-command", "tiva-bench data synth --help")
+
+
+def cmd_clip_features(args: argparse.Namespace) -> int:
+    from tiva_bench import data
+    from tiva_bench.clip_features import clip_cache, extract_clip_features
+    from tiva_bench.weights import WEIGHTS
+
+    try:
+        index, count = (int(x) for x in args.shard.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard expects I/N, got {args.shard!r}") from None
+    for folder in args.weights_dir:
+        WEIGHTS.add_dir(folder)
+    checkpoint = WEIGHTS.require("clip_vit_b16")  # fail before decoding anything
+    if args.videos:
+        items, missing = data.folder_items(args.videos), []
+    else:
+        if not args.root:
+            raise ConfigError("--vggsound needs --root DIR (where the clips are)")
+        items, missing = data.vggsound_items(args.vggsound, args.root, args.split)
+    items = data.shard(items, index, count)
+    from models.tiva.clip_encoder import CLIPFrameEncoder
+
+    encoder = CLIPFrameEncoder(checkpoint=checkpoint).to(args.device)
+    cache = clip_cache(encoder, policy=args.window_policy, root=args.cache_dir, recompute=args.recompute)
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        def progress(it, total):
+            return tqdm(it, total=total, desc=f"CLIP features {index}/{count}", unit="video", file=sys.stderr)
+
+    summary = extract_clip_features(items, encoder, cache, args.device, args.batch_frames, progress)
+    print(f"computed {summary.computed}, already cached {summary.cached}, skipped {len(summary.skipped)}, not found {len(missing)}; cache {cache.dir}")
+    for s in summary.skipped[:20]:
+        print(f"  skipped {s['clip']}: {s['reason']}")
+    return EXIT_OK if (summary.computed + summary.cached) else EXIT_NOTHING
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from tiva_bench.weights import CHECKPOINTS, WEIGHTS
+
+    for folder in args.weights_dir:
+        WEIGHTS.add_dir(folder)
+    names = args.names or [c.name for c in CHECKPOINTS]
+    if args.action == "list":
+        print(f"{'name':<25} {'on disk':<8} {'size':<9} {'hash':<14} {'licence':<32} source")
+        for name in names:
+            c = WEIGHTS.get(name)
+            found = "yes" if WEIGHTS.find(name) else "no"
+            print(f"{c.name:<25} {found:<8} {c.size:<9} {(c.hash_kind or 'none'):<14} {c.licence:<32} {c.url}")
+        print(f"searched: {', '.join(str(d) for d in [*WEIGHTS.dirs, WEIGHTS.cache])}")
+        return EXIT_OK
+    if args.action == "path":
+        for name in names:
+            print(WEIGHTS.require(name))
+        return EXIT_OK
+    if args.action == "verify":
+        bad = 0
+        for name in names:
+            ok, message = WEIGHTS.verify(name)
+            bad += ok is False
+            print(f"{name:<25} {message}")
+        return EXIT_STRICT if bad else EXIT_OK
+    if not args.names:
+        raise ConfigError("weights download needs the checkpoint names", "tiva-bench weights list")
+    for name in names:
+        print(f"{name}: {WEIGHTS.download(name, progress=not args.quiet)}")
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -210,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = {"metrics": cmd_metrics, "report": cmd_report, "data": cmd_data, "demo": cmd_demo}[args.command]
+    handler = {"metrics": cmd_metrics, "report": cmd_report, "data": cmd_data, "weights": cmd_weights, "demo": cmd_demo}[args.command]
     try:
         return handler(args)
     except NothingToScoreError as exc:

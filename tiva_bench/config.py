@@ -107,6 +107,10 @@ class ScoreConfig:
 
     metrics: list[str] = field(default_factory=lambda: ["w_dis", "dtw_dis", "onset_acc", "onset_ap", "energy_l1"])
     workers: int = 0  # 0: one per CPU core
+    device: str = "cpu"  # where backbones run: cpu, cuda, cuda:1
+    batch_size: int = 16  # clips per backbone batch
+    cache_dir: str = ""  # feature cache; "" = $TIVA_BENCH_CACHE or ~/.cache/tiva_bench
+    recompute: bool = False  # ignore cached features (they are rewritten)
     audio: AudioConfig = field(default_factory=AudioConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     onset: OnsetConfig = field(default_factory=OnsetConfig)
@@ -124,6 +128,8 @@ class ScoreConfig:
             raise ConfigError(f"pairing.by must be 'stem' or 'relpath', got {self.pairing.by!r}")
         if self.audio.window_s < 0:
             raise ConfigError("audio.window_s must be >= 0 (0 scores whole clips)")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be >= 1")
         if self.workers < 0:
             raise ConfigError("workers must be >= 0 (0 = one per CPU core)")
         for section in (self.sync, self.onset, self.energy):

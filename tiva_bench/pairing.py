@@ -95,6 +95,7 @@ def index_folder(root: str | Path, cfg: PairingConfig, is_gen: bool, result: Pai
         by_key.setdefault(key, []).append(path)
     index: dict[str, Path] = {}
     ambiguous: set[str] = set()
+    preferred: list[tuple[str, Path, list[Path]]] = []
     for key, paths in by_key.items():
         audio = [p for p in paths if p.suffix.lower() in AUDIO_EXTENSIONS]
         candidates = audio if audio else paths
@@ -105,9 +106,12 @@ def index_folder(root: str | Path, cfg: PairingConfig, is_gen: bool, result: Pai
             continue
         chosen = candidates[0]
         if len(paths) > 1:
-            others = ", ".join(str(p.relative_to(root)) for p in paths if p != chosen)
-            result.warnings.append(f"{side} '{key}': using {chosen.relative_to(root)} (audio files are preferred over {others})")
+            preferred.append((key, chosen, [p for p in paths if p != chosen]))
         index[key] = chosen
+    if preferred:
+        key, chosen, others = preferred[0]
+        example = f"e.g. '{key}': {chosen.relative_to(root)} over {', '.join(str(p.relative_to(root)) for p in others)}"
+        result.warnings.append(f"{side}: {len(preferred)} names have both an audio file and a video; the audio files are used ({example})")
     return index, ambiguous
 
 

@@ -8,8 +8,10 @@ that clip and reported as a warning.
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing as mp
+import warnings as warnings_module
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -17,20 +19,42 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+
 from metrics.functional.common import UndefinedMetric
-from metrics.registry import GROUPS, MetricSpec, resolve_metrics
+from metrics.extractors import EXTRACTORS, get_extractor
+from metrics.registry import GROUPS, SET_FUNCTIONS, MetricSpec, resolve_metrics
 from tiva_bench.audio_io import AudioClip
+from tiva_bench.cache import FeatureCache, file_digest
+from tiva_bench.features import FeatureCollector
 from tiva_bench.config import ScoreConfig, to_dict
 from tiva_bench.errors import InputError, NothingToScoreError
 from tiva_bench.pairing import Pair, pair_folders
-from tiva_bench.results import ClipResult, Results, aggregate, provenance, utc_now
+from tiva_bench.results import ClipResult, Results, SetValue, aggregate, provenance, utc_now
 
 # worker-process state, set once per worker by _init_worker
 _STATE: dict = {}
 
 
-def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec]) -> ClipResult | dict:
-    """Score one pair. Returns a ``ClipResult``, or a skipped-entry dict when a file is unusable."""
+def _reference_label(ref_path: Path) -> str | None:
+    """The class named in ``<ref>.json`` beside the reference (synthetic metadata), if any."""
+    meta = ref_path.with_suffix(".json")
+    if not meta.exists():
+        return None
+    try:
+        value = json.loads(meta.read_text()).get("class")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec], caches: list[FeatureCache] = ()) -> ClipResult | dict:
+    """Score one pair's clip metrics and prepare its set-metric inputs.
+
+    Returns a ``ClipResult`` (with ``extras``: file digests, windowed audio for extractor cache
+    misses, and the reference's class label if known), or a skipped-entry dict when a file is
+    unusable.
+    """
     clips = {}
     for side, path in (("generated", pair.gen), ("reference", pair.ref)):
         try:
@@ -44,9 +68,10 @@ def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec]) -> ClipRes
         gen_padded_s=round(gen.padded_s, 6), ref_padded_s=round(ref.padded_s, 6),
         gen_silent=gen.is_silent, ref_silent=ref.is_silent,
     )
-    wanted = {s.name for s in specs}
-    for group in dict.fromkeys(s.group for s in specs):
-        names = [s.name for s in specs if s.group == group]
+    clip_specs = [s for s in specs if s.level == "clip"]
+    wanted = {s.name for s in clip_specs}
+    for group in dict.fromkeys(s.group for s in clip_specs):
+        names = [s.name for s in clip_specs if s.group == group]
         try:
             produced = GROUPS.get(group)(gen.at, ref.at, cfg)
         except UndefinedMetric as exc:
@@ -61,16 +86,27 @@ def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec]) -> ClipRes
                 result.undefined[name] = str(value)
             else:
                 result.values[name] = float(value)
+    if caches:
+        extras = {"digests": {}, "audio": {}, "label": _reference_label(pair.ref)}
+        digests = {"gen": file_digest(pair.gen), "ref": file_digest(pair.ref)}
+        for cache in caches:
+            for side, clip in (("gen", gen), ("ref", ref)):
+                key = (cache.spec.name, side)
+                extras["digests"][key] = digests[side]
+                if not cache.has(digests[side]):
+                    extras["audio"][key] = clip.at(cache.spec.sample_rate)
+        result.extras = extras
     return result
 
 
-def _init_worker(cfg: ScoreConfig, names: list[str]) -> None:
+def _init_worker(cfg: ScoreConfig, names: list[str], caches: list[FeatureCache]) -> None:
     _STATE["cfg"] = cfg
     _STATE["specs"] = resolve_metrics(names)
+    _STATE["caches"] = caches
 
 
 def _score_in_worker(pair: Pair):
-    return score_pair(pair, _STATE["cfg"], _STATE["specs"])
+    return score_pair(pair, _STATE["cfg"], _STATE["specs"], _STATE["caches"])
 
 
 def _pool_context():
@@ -88,19 +124,19 @@ def _n_workers(requested: int, n_items: int) -> int:
     return max(1, min(n, n_items))
 
 
-def iter_scores(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec]) -> Iterator[ClipResult | dict]:
+def iter_scores(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec], caches: list[FeatureCache] = ()) -> Iterator[ClipResult | dict]:
     """Yield per-pair outcomes in input order, in worker processes when more than one is used."""
     workers = _n_workers(cfg.workers, len(pairs))
     if workers == 1 or len(pairs) < 8:
         for pair in pairs:
-            yield score_pair(pair, cfg, specs)
+            yield score_pair(pair, cfg, specs, caches)
         return
     # one BLAS/OpenMP thread per worker process: the parallelism is across clips
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
     os.environ.update({k: "1" for k in saved})
     try:
         ctx = _pool_context()
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg, [s.name for s in specs])) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg, [s.name for s in specs], list(caches))) as pool:
             chunk = max(1, min(32, len(pairs) // (workers * 8)))
             yield from pool.map(_score_in_worker, pairs, chunksize=chunk)
     finally:
@@ -125,24 +161,34 @@ def score_folders(
     """
     cfg = (cfg or ScoreConfig()).validate()
     specs = resolve_metrics(cfg.metrics)
+    clip_specs = [s for s in specs if s.level == "clip"]
+    set_specs = [s for s in specs if s.level == "set"]
     started, t0 = utc_now(), time.perf_counter()
+    # backbones load first: missing weights fail in seconds, before any decoding
+    extractors = {name: get_extractor(name, cfg.device, cfg.batch_size).load() for name in dict.fromkeys(s.extractor for s in set_specs)}
+    caches = {name: FeatureCache.for_extractor(EXTRACTORS.get(name), cfg.audio.window_s, cfg.cache_dir or None, cfg.recompute) for name in extractors}
+    collector = FeatureCollector(extractors, caches, cfg.batch_size)
     pairing = pair_folders(gen_dir, ref_dir, cfg.pairing)
     skipped = [asdict(s) for s in pairing.skipped]
     warnings = list(pairing.warnings)
     clips: list[ClipResult] = []
-    outcomes: Iterable = iter_scores(pairing.pairs, cfg, specs)
+    outcomes: Iterable = iter_scores(pairing.pairs, cfg, specs, list(caches.values()))
     if progress is not None:
         outcomes = progress(outcomes, total=len(pairing.pairs))
     for outcome in outcomes:
         if isinstance(outcome, ClipResult):
+            if outcome.extras is not None:
+                collector.add(len(clips), outcome.extras)
+                outcome.extras = None
             clips.append(outcome)
         else:
             skipped.append(outcome)
+    collector.finish()
+    warnings.extend(collector.problems)
     if not clips:
         why = f"{len(skipped)} skipped" if skipped else "no media files found"
         raise NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})", "see the skipped reasons above, or check the folder names and --pair-by / --strip-suffix")
-    names = [s.name for s in specs]
-    set_values = aggregate(clips, names)
+    set_values = aggregate(clips, [s.name for s in clip_specs])
     for name, sv in set_values.items():
         if sv.n_undefined:
             reasons: dict[str, int] = {}
@@ -151,14 +197,45 @@ def score_folders(
                     reasons[c.undefined[name]] = reasons.get(c.undefined[name], 0) + 1
             top = "; ".join(f"{r} ({k})" for r, k in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
             warnings.append(f"{name}: undefined for {sv.n_undefined} of {len(clips)} clips, left out of the mean: {top}")
+    for spec in set_specs:
+        set_values[spec.name] = _set_metric(spec, collector, len(clips), warnings)
+    set_values = {s.name: set_values[s.name] for s in specs}  # the order asked for
     n_padded = sum(1 for c in clips if c.gen_padded_s > 0 or c.ref_padded_s > 0)
     if n_padded:
         warnings.append(f"{n_padded} clips were shorter than the {cfg.audio.window_s:g}-s window and were zero-padded (per-clip padding in per_clip records)")
     info = {s.name: {"display": s.display, "higher_is_better": s.higher_is_better, "level": s.level, "description": s.description} for s in specs}
+    prov = provenance(started, time.perf_counter() - t0)
+    if extractors:
+        prov["extractors"] = {name: {"version": ex.spec.version, "sample_rate": ex.spec.sample_rate, "frontend": ex.spec.frontend,
+                                     "weights_sha256": ex.weights_digests(), "device": cfg.device,
+                                     "computed": collector.n_computed, "from_cache": collector.n_cached} for name, ex in extractors.items()}
     return Results(
         label=label or Path(gen_dir).resolve().name,
         gen_dir=str(gen_dir), ref_dir=str(ref_dir),
         metrics=set_values, clips=clips, skipped=skipped, ignored=pairing.ignored,
-        warnings=warnings, config=to_dict(cfg), metric_info=info,
-        provenance=provenance(started, time.perf_counter() - t0),
+        warnings=warnings, config=to_dict(cfg), metric_info=info, provenance=prov,
     )
+
+
+def _set_metric(spec: MetricSpec, collector: FeatureCollector, n_clips: int, warnings: list[str]) -> SetValue:
+    """Compute one set metric from the collected extractor outputs (NaN + warning if undefined)."""
+    rows, gen, ref = collector.arrays(spec.extractor, n_clips)
+    labels = None
+    if spec.group == "class_agreement":
+        classes = EXTRACTORS.get(spec.extractor).classes
+        names = [collector.labels.get(i) for i in rows]
+        if names and all(n in classes for n in names):
+            labels = np.array([classes.index(n) for n in names])
+        else:
+            warnings.append(f"{spec.name}: reference classes taken from the classifier's prediction on the reference audio (no <ref>.json class for every clip)")
+    try:
+        if not rows:
+            raise UndefinedMetric("no clip has features")
+        with warnings_module.catch_warnings(record=True) as caught:
+            warnings_module.simplefilter("always")
+            value, std = SET_FUNCTIONS.get(spec.group)(gen, ref, labels)
+        warnings.extend(f"{spec.name}: {w.message}" for w in caught)
+        return SetValue(value=float(value), std=float(std), n=len(rows), n_undefined=n_clips - len(rows))
+    except UndefinedMetric as exc:
+        warnings.append(f"{spec.name}: undefined ({exc})")
+        return SetValue(value=math.nan, std=math.nan, n=len(rows), n_undefined=n_clips - len(rows))

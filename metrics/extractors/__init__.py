@@ -1,0 +1,10 @@
+"""Feature extractors (backbones) behind one interface, with a lazy registry.
+
+Each extractor declares its name, version, sample rate, window and outputs, imports its heavy
+dependencies and loads its weights only in ``load()``, and maps a batch of mono waveforms
+``(B, n)`` at its sample rate to named outputs ``{"embedding": (B, d), "logits": (B, C), ...}``.
+"""
+
+from metrics.extractors.base import EXTRACTORS, AudioExtractor, ExtractorSpec, get_extractor
+
+__all__ = ["EXTRACTORS", "AudioExtractor", "ExtractorSpec", "get_extractor"]

@@ -1,0 +1,98 @@
+"""The synthetic domain's classifier: plays Melception's role on the synthetic benchmark.
+
+A small CNN on log-mel spectrograms (16 kHz, n_fft 1024, hop 320, 64 mels) trained by
+``scripts/train_synth_classifier.py`` on the synthetic train split; the checkpoint ships in
+``metrics/extractors/assets/`` (a few hundred KB) with the seed and data settings that reproduce it.
+Outputs a 128-d embedding (FAD) and 5 class logits (KL, IS, class agreement).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from metrics.extractors.base import EXTRACTORS, AudioExtractor
+
+CHECKPOINT = Path(__file__).resolve().parent / "assets" / "synth_classifier.safetensors"
+
+
+def build_model(n_classes: int = 5, n_mels: int = 64, width: int = 16, embed_dim: int = 128):
+    """The network (torch ``nn.Module``): 4 conv blocks -> mean+max pooling -> embedding -> logits."""
+    import torch
+    from torch import nn
+
+    import librosa
+
+    class LogMel(nn.Module):
+        def __init__(self, sr=16000, n_fft=1024, hop=320, n_mels=n_mels, floor=1e-5):
+            super().__init__()
+            self.n_fft, self.hop, self.floor = n_fft, hop, floor
+            fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0, fmax=sr / 2)
+            self.register_buffer("mel", torch.tensor(fb, dtype=torch.float32), persistent=False)
+            self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+        def forward(self, wav):  # (B, n) -> (B, 1, n_mels, frames)
+            spec = torch.stft(wav, self.n_fft, self.hop, window=self.window, center=True, return_complex=True).abs() ** 2
+            return torch.log(torch.clamp(self.mel @ spec, min=self.floor)).unsqueeze(1)
+
+    def block(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.frontend = LogMel()
+            self.norm = nn.BatchNorm2d(1)
+            self.features = nn.Sequential(block(1, width), block(width, width * 2), block(width * 2, width * 4), block(width * 4, width * 4))
+            self.embed = nn.Linear(width * 8, embed_dim)
+            self.head = nn.Linear(embed_dim, n_classes)
+
+        def forward(self, wav):
+            x = self.features(self.norm(self.frontend(wav)))
+            x = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+            emb = torch.relu(self.embed(x))
+            return emb, self.head(emb)
+
+    return Net()
+
+
+class SynthClassifier(AudioExtractor):
+    spec = EXTRACTORS.get("synth_classifier")
+
+    def load(self):
+        import torch
+        from safetensors.torch import load_file
+
+        from tiva_bench.errors import TivaBenchError
+
+        if not CHECKPOINT.exists():
+            raise TivaBenchError(f"the synthetic classifier checkpoint {CHECKPOINT} is missing", "python scripts/train_synth_classifier.py")
+        self.model = build_model()
+        state = load_file(str(CHECKPOINT))
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise TivaBenchError(f"{CHECKPOINT} does not fit the classifier (missing {missing[:3]}, unexpected {unexpected[:3]})", "retrain with scripts/train_synth_classifier.py")
+        self.model.eval().to(self.device)
+        self._torch = torch
+        return super().load()
+
+    def weights_digests(self) -> dict[str, str]:
+        from tiva_bench.cache import file_digest
+
+        return {CHECKPOINT.name: file_digest(CHECKPOINT)}
+
+    def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            emb, logits = self.model(torch.from_numpy(np.ascontiguousarray(wavs)).to(self.device))
+        return {"embedding": emb.cpu().numpy(), "logits": logits.cpu().numpy()}
+
+
+def checkpoint_metadata() -> dict:
+    """The training record stored in the checkpoint (seed, data, accuracy)."""
+    from safetensors import safe_open
+
+    with safe_open(str(CHECKPOINT), "pt") as fh:
+        return json.loads(fh.metadata().get("training", "{}"))

@@ -1,0 +1,1 @@
+"""The TiVA model (Time-aligned Video-to-Audio): components, pipeline and presets."""
