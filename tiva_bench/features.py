@@ -1,6 +1,6 @@
 """Collect extractor outputs for every scored clip: cached ones from disk, the rest in batches.
 
-Workers send the windowed audio of cache misses only; this collector batches it per extractor
+Workers send cached outputs, and the windowed audio of cache misses; this collector batches the audio per extractor
 (equal lengths together), runs the extractor, writes each clip's outputs to the cache at once (so
 an interrupted run resumes) and keeps the outputs, indexed by clip, for the set metrics.
 """
@@ -25,23 +25,16 @@ class FeatureCollector:
         self.labels: dict[int, str | None] = {}
         self.n_computed = 0
         self.n_cached = 0
-        self.problems: list[str] = []
 
     def add(self, index: int, extras: dict) -> None:
         self.labels[index] = extras.get("label")
-        for (name, side), digest in extras["digests"].items():
-            audio = extras["audio"].get((name, side))
-            if audio is None:
-                cached = self.caches[name].get(digest)
-                if cached is None:
-                    self.problems.append(f"{name}: cache entry for clip #{index} ({side}) vanished or is damaged; rerun with --recompute")
-                    continue
-                self.features[name][side][index] = cached
-                self.n_cached += 1
-            else:
-                self.pending[name].append((index, side, digest, audio))
-                if len(self.pending[name]) >= self.batch_size:
-                    self.flush(name)
+        for (name, side), row in extras["features"].items():
+            self.features[name][side][index] = row
+            self.n_cached += 1
+        for (name, side), audio in extras["audio"].items():
+            self.pending[name].append((index, side, extras["digests"][(name, side)], audio))
+            if len(self.pending[name]) >= self.batch_size:
+                self.flush(name)
 
     def flush(self, name: str) -> None:
         items, self.pending[name] = self.pending[name], []

@@ -51,8 +51,8 @@ def _reference_label(ref_path: Path) -> str | None:
 def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec], caches: list[FeatureCache] = ()) -> ClipResult | dict:
     """Score one pair's clip metrics and prepare its set-metric inputs.
 
-    Returns a ``ClipResult`` (with ``extras``: file digests, windowed audio for extractor cache
-    misses, and the reference's class label if known), or a skipped-entry dict when a file is
+    Returns a ``ClipResult`` (with ``extras``: file digests, cached extractor outputs, windowed
+    audio for cache misses, and the reference's class label if known), or a skipped-entry dict when a file is
     unusable.
     """
     clips = {}
@@ -87,13 +87,16 @@ def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec], caches: li
             else:
                 result.values[name] = float(value)
     if caches:
-        extras = {"digests": {}, "audio": {}, "label": _reference_label(pair.ref)}
+        extras = {"digests": {}, "features": {}, "audio": {}, "label": _reference_label(pair.ref)}
         digests = {"gen": file_digest(pair.gen), "ref": file_digest(pair.ref)}
         for cache in caches:
             for side, clip in (("gen", gen), ("ref", ref)):
                 key = (cache.spec.name, side)
                 extras["digests"][key] = digests[side]
-                if not cache.has(digests[side]):
+                cached = cache.get(digests[side])  # missing or damaged entries are recomputed
+                if cached is not None:
+                    extras["features"][key] = cached
+                else:
                     extras["audio"][key] = clip.at(cache.spec.sample_rate)
         result.extras = extras
     return result
@@ -184,7 +187,6 @@ def score_folders(
         else:
             skipped.append(outcome)
     collector.finish()
-    warnings.extend(collector.problems)
     if not clips:
         why = f"{len(skipped)} skipped" if skipped else "no media files found"
         raise NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})", "see the skipped reasons above, or check the folder names and --pair-by / --strip-suffix")
