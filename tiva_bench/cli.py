@@ -107,7 +107,48 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--recompute", action="store_true")
     _add_common(cf)
 
-    d = sub.add_parser("demo", help="the main job on built-in procedural clips: generate, score, report", description="Generate procedural event clips, make sanity baselines from them (ground truth, shifted, shuffled, noise, silence), score every baseline and write the tables. No downloads.")
+    tr = sub.add_parser("train", help="train the TiVA model (stages layout, generator, joint)", description="Train TiVA on a folder of videos with their audio (e.g. the synthetic train split). Resumes from OUT if interrupted. Multi-GPU/multi-node: start with torchrun.", epilog="examples:\n  tiva-bench data synth --split train=1000 --out data/synth --seed 100\n  tiva-bench train --preset tiva-tiny --stage all --data data/synth/train --out runs/tiny\n  torchrun --nproc_per_node 4 -m tiva_bench train --preset tiva-paper --data /data/vggsound --out runs/paper --device cuda", formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("--preset", default="tiva-tiny", help="tiva-tiny, tiva-tiny-nolayout or tiva-paper")
+    tr.add_argument("--stage", default="all", choices=["layout", "generator", "joint", "all"])
+    tr.add_argument("--data", required=True, metavar="DIR", help="videos with audio (recursive)")
+    tr.add_argument("--out", required=True, metavar="DIR")
+    tr.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint (e.g. after the layout stage)")
+    tr.add_argument("--steps", type=int, help="steps for every stage run (default: the preset's)")
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--checkpoint-every", type=int, default=250)
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    tr.add_argument("--cache-dir", metavar="DIR")
+    _add_common(tr)
+
+    ge = sub.add_parser("generate", help="generate audio for videos with a TiVA checkpoint", description="Write one 16-kHz wav per video (same stem) and timing.json.", epilog="examples:\n  tiva-bench generate --preset tiva-tiny --videos data/synth/test --out gen/tiny\n  tiva-bench generate --checkpoint runs/tiny/checkpoint.safetensors --videos clips/ --out gen/ --seed 1 --steps 25 --guidance 5", formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ge.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="PATH")
+    src.add_argument("--preset", help="tiva-tiny or tiva-tiny-nolayout (shipped checkpoints)")
+    ge.add_argument("--videos", required=True, metavar="DIR")
+    ge.add_argument("--out", required=True, metavar="DIR")
+    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--steps", type=int, default=25)
+    ge.add_argument("--guidance", type=float, default=5.0)
+    ge.add_argument("--no-layout", action="store_true", help="sample without the layout (ablation)")
+    ge.add_argument("--no-semantics", action="store_true", help="sample without the semantic tokens (ablation)")
+    ge.add_argument("--batch-size", type=int, default=16)
+    ge.add_argument("--device", default="cpu")
+    _add_common(ge)
+
+    rn = sub.add_parser("run", help="generate with several systems, score them, write tables", description="Generate audio for a test set with each system, score every system against the references and write paper-style tables. Without --data, a fresh synthetic test split is used.", epilog="examples:\n  tiva-bench run --models tiva-tiny,tiva-tiny-nolayout,ground-truth,shuffled\n  tiva-bench run --models tiva=runs/paper/checkpoint.safetensors,difffoley=outputs/difffoley --data vggsound_test/ --metrics w_dis,dtw_dis\n\nsystems: tiva, tiva-tiny, tiva-tiny-nolayout, folder=DIR, difffoley=DIR, specvqgan=DIR, im2wav=DIR, diffsound=DIR,\n         ground-truth, shuffled, shifted[=S], noise, silence", formatter_class=argparse.RawDescriptionHelpFormatter)
+    rn.add_argument("--models", default="tiva-tiny,tiva-tiny-nolayout,ground-truth,shifted=0.25,shuffled,noise", help="comma-separated systems (name or name=ARG)")
+    rn.add_argument("--data", metavar="DIR", help="test videos (default: a fresh synthetic test split)")
+    rn.add_argument("--out", default="runs/run", metavar="DIR")
+    rn.add_argument("--metrics", help="comma-separated metrics (default: sync + synthetic quality on synthetic data, sync otherwise)")
+    rn.add_argument("--window", type=float, metavar="S", help="scoring window (default 10.24 on synthetic data, 8.0 otherwise)")
+    rn.add_argument("--n", type=int, default=32, help="clips in the synthetic test split")
+    rn.add_argument("--seed", type=int, default=0)
+    _add_common(rn)
+
+    d = sub.add_parser("demo", help="the main job on the built-in synthetic benchmark: generate, score, report", description="Write a synthetic test split, generate audio with the shipped tiva-tiny model, its no-layout ablation and sanity baselines, score everything and write the tables. No downloads.")
     d.add_argument("--out", metavar="DIR", default="runs/demo")
     d.add_argument("--n", type=int, default=32, help="number of clips")
     d.add_argument("--seed", type=int, default=0)
@@ -297,6 +338,62 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from tiva_bench.train import TrainConfig, train
+
+    tc = TrainConfig(preset=args.preset, stage=args.stage, data=args.data, out=args.out, init=args.init, seed=args.seed,
+                     checkpoint_every=args.checkpoint_every, device=args.device, cache_dir=args.cache_dir, threads=args.threads)
+    for key, value in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr)):
+        if value is not None:
+            setattr(tc, key, {k: value for k in getattr(tc, key)})
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        def progress(it, total):
+            return tqdm(it, total=total, file=sys.stderr, dynamic_ncols=True)
+
+    path = train(tc, progress=progress, log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    print(f"checkpoint: {path}")
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tiva_bench.generate import generate_folder
+
+    summary = generate_folder(args.videos, args.out, checkpoint=args.checkpoint, preset_name=args.preset, seed=args.seed, steps=args.steps,
+                              guidance=args.guidance, use_layout=False if args.no_layout else None, use_semantics=not args.no_semantics,
+                              batch_size=args.batch_size, device=args.device, quiet=args.quiet)
+    print(f"wrote {summary['generated']} files to {args.out} ({summary['seconds_per_sample']:.3f} s per sample, vocoder excluded); skipped {len(summary['skipped'])}")
+    for s in summary["skipped"][:10]:
+        print(f"  skipped {s['clip']}: {s['reason']}")
+    return EXIT_OK if summary["generated"] else EXIT_NOTHING
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tiva_bench import synthetic
+    from tiva_bench.config import ScoreConfig
+    from tiva_bench.run import DEFAULT_METRICS, run_models
+
+    cfg = ScoreConfig()
+    if args.data is None:
+        cfg.metrics = list(DEFAULT_METRICS)
+        cfg.audio.window_s = synthetic.DURATION_S
+    if args.metrics:
+        cfg.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.window is not None:
+        cfg.audio.window_s = args.window
+    cfg.validate()
+    from metrics.registry import resolve_metrics
+
+    resolve_metrics(cfg.metrics)
+    table = run_models([m.strip() for m in args.models.split(",") if m.strip()], Path(args.out), args.data, cfg, seed=args.seed,
+                       n_synth=args.n, log=(lambda m: None) if args.quiet else print)
+    if not args.quiet:
+        print(table.read_text(encoding="utf-8"), end="")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tiva_bench.demo import run_demo
 
@@ -310,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = {"metrics": cmd_metrics, "report": cmd_report, "data": cmd_data, "weights": cmd_weights, "demo": cmd_demo}[args.command]
+    handler = {"metrics": cmd_metrics, "report": cmd_report, "data": cmd_data, "weights": cmd_weights, "train": cmd_train, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}[args.command]
     try:
         return handler(args)
     except NothingToScoreError as exc:

@@ -1,0 +1,121 @@
+"""TiVA configuration and presets.
+
+``tiva-paper``: the paper's sizes (CLIP ViT-B/16 features, AudioLDM2 VAE latents [8, 256, 16],
+layout 102 x 5, a UNet with cross-attention to the semantic tokens, HiFi-GAN vocoder).
+``tiva-tiny``: the same code at sizes that train on the synthetic benchmark on a CPU: a frozen
+parameter-free thumbnail frame encoder instead of CLIP, an identity latent (the normalised 32-band
+log-mel [1, 256, 32], pixel-unshuffled to [4, 128, 16]) and Griffin-Lim instead of the VAE and
+vocoder, a small UNet.
+``tiva-tiny-nolayout``: tiva-tiny trained and sampled with the layout channel switched off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TiVAConfig:
+    # video features
+    frame_encoder: str = "clip"            # clip | thumbnail
+    fps: float = 10.0
+    window_s: float = 10.24
+    n_frames: int = 102
+    feature_dim: int = 768                 # width of the frame encoder's tokens
+    cls_layers: tuple[int, ...] = (4, 8, 11)
+    semantic_layer: int = 11               # S reads this layer's CLS
+    # semantic encoder S
+    semantic_dim: int = 768
+    # layout
+    layout_kind: str = "mel"               # mel | onset | odf  (Table 3)
+    layout_time: int = 102                 # M
+    layout_bands: int = 5                  # C
+    # layout predictor T (Table 4)
+    predictor_dim: int = 256
+    predictor_heads: int = 4
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    window: int = 5                        # frames each side in windowed self-attention
+    decoder_cls: str = "all"               # all (CLS of every layer in cls_layers) | last
+    decoder_attention: str = "sa+wa"       # sa | wa | sa+wa
+    patch_cross_attention: bool = True
+    # audio codec
+    codec: str = "audioldm2"               # audioldm2 | mel-identity
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 160
+    n_mels: int = 64
+    latent_channels: int = 8
+    latent_time: int = 256
+    latent_freq: int = 16
+    # generator G (diffusers UNet2DConditionModel)
+    unet_channels: tuple[int, ...] = (128, 256, 384, 640)
+    unet_layers_per_block: int = 2
+    unet_attention_head_dim: int = 8
+    unet_norm_groups: int = 32
+    unet_down_blocks: tuple[str, ...] = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+    unet_up_blocks: tuple[str, ...] = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
+    latent_scale: float = 1.0              # mel-identity codec: latent = (log_mel - latent_shift) / latent_scale
+    latent_shift: float = 0.0
+    latent_unshuffle: int = 1              # mel-identity codec: pixel-unshuffle factor (exactly invertible)
+    use_layout: bool = True
+    # diffusion
+    train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.0015
+    beta_end: float = 0.0195
+    semantic_dropout: float = 0.1          # share of training samples with s zeroed (for CFG)
+    steps: int = 25
+    guidance: float = 5.0
+
+    def validate(self) -> "TiVAConfig":
+        if self.decoder_attention not in ("sa", "wa", "sa+wa"):
+            raise ValueError(f"decoder_attention must be sa, wa or sa+wa, got {self.decoder_attention!r}")
+        if self.decoder_cls not in ("all", "last"):
+            raise ValueError(f"decoder_cls must be all or last, got {self.decoder_cls!r}")
+        if self.layout_kind not in ("mel", "onset", "odf"):
+            raise ValueError(f"layout_kind must be mel, onset or odf, got {self.layout_kind!r}")
+        if self.semantic_layer not in self.cls_layers:
+            raise ValueError("semantic_layer must be one of cls_layers")
+        return self
+
+    @property
+    def in_channels(self) -> int:
+        return self.latent_channels + 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TiVAConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown TiVA config keys: {sorted(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values).validate()
+
+
+PRESETS: dict[str, TiVAConfig] = {
+    "tiva-paper": TiVAConfig(),
+    "tiva-tiny": TiVAConfig(
+        frame_encoder="thumbnail", feature_dim=48, cls_layers=(0, 1, 2), semantic_layer=2, semantic_dim=64,
+        predictor_dim=64, predictor_heads=4, encoder_layers=1, decoder_layers=1, window=3,
+        codec="mel-identity", n_fft=1024, hop_length=640, n_mels=32, latent_channels=4, latent_time=128, latent_freq=16, latent_unshuffle=2,
+        unet_channels=(32, 64, 64), unet_layers_per_block=1, unet_attention_head_dim=8, unet_norm_groups=8,
+        unet_down_blocks=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"), unet_up_blocks=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        latent_scale=4.0, latent_shift=-5.0,
+        beta_schedule="linear", beta_start=0.0001, beta_end=0.02,
+    ),
+}
+PRESETS["tiva-tiny-nolayout"] = dataclasses.replace(PRESETS["tiva-tiny"], use_layout=False)
+
+
+def preset(name: str) -> TiVAConfig:
+    if name not in PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, PRESETS, n=2)
+        raise KeyError(f"unknown preset {name!r}" + (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(PRESETS)})")
+    return dataclasses.replace(PRESETS[name]).validate()

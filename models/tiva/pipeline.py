@@ -1,0 +1,149 @@
+"""TiVAPipeline: video features -> semantic tokens + layout -> DPM-Solver++ sampling with
+classifier-free guidance on the semantics -> latents -> 16-kHz waveforms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import DPMSolverMultistepScheduler
+
+from models.tiva.model import TiVAModel
+
+
+def make_scheduler(cfg, sampler: bool = True):
+    from diffusers import DDPMScheduler
+
+    kwargs = dict(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule, beta_start=cfg.beta_start, beta_end=cfg.beta_end, prediction_type="epsilon")
+    if sampler:
+        return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **kwargs)
+    return DDPMScheduler(**kwargs)
+
+
+@dataclass
+class TiVAOutput:
+    """``waveforms`` ``(B, n)`` float32 at 16 kHz (None with ``decode=False``); ``latents``;
+    ``layout`` ``(B, M, C)`` used (predicted or given), when asked for."""
+
+    waveforms: np.ndarray | None
+    latents: torch.Tensor
+    layout: torch.Tensor | None
+
+
+class TiVAPipeline:
+    def __init__(self, model: TiVAModel, codec, frame_encoder=None, device: str = "cpu"):
+        self.model = model.eval()
+        self.codec = codec
+        self.frame_encoder = frame_encoder
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.codec.to(self.device)
+        self.scheduler = make_scheduler(model.cfg)
+
+    @property
+    def cfg(self):
+        return self.model.cfg
+
+    def encode_frames(self, frames: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A list of ``(T, H, W, 3)`` uint8 frame arrays -> ``cls`` ``(B, T, L, D)``, ``patch`` ``(B, T, L, G, D)``."""
+        if self.frame_encoder is None:
+            raise ValueError("this pipeline has no frame encoder; pass features instead")
+        outs = [self.frame_encoder.encode_frames(f) for f in frames]
+        return torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])
+
+    def _check(self, cls, patch, steps, guidance):
+        c = self.cfg
+        if cls.dim() != 4 or patch.dim() != 5:
+            raise ValueError(f"expected cls (B,T,L,D) and patch (B,T,L,G,D), got {tuple(cls.shape)} and {tuple(patch.shape)}")
+        if cls.shape[1] != c.n_frames or cls.shape[-1] != c.feature_dim or cls.shape[2] != len(c.cls_layers):
+            raise ValueError(f"features must have {c.n_frames} frames x {len(c.cls_layers)} layers x {c.feature_dim}, got {tuple(cls.shape)}")
+        if steps < 1 or guidance < 0:
+            raise ValueError("steps must be >= 1 and guidance >= 0")
+
+    @torch.no_grad()
+    def __call__(self, cls: torch.Tensor, patch: torch.Tensor, *, seed: int | None = 0, generator: torch.Generator | list | None = None,
+                 steps: int | None = None, guidance: float | None = None, use_layout: bool | None = None, use_semantics: bool = True,
+                 layout: torch.Tensor | None = None, return_layout: bool = False, decode: bool = True, batch_size: int = 16) -> TiVAOutput:
+        """Generate audio for a batch of videos given as frame-encoder features.
+
+        ``layout``: a ground-truth layout ``(B, M, C)`` to use instead of the predicted one.
+        ``use_layout`` / ``use_semantics``: switch either condition off (ablations). ``guidance``
+        1 runs the conditional branch alone. Noise comes from ``generator`` (one, or a list with
+        one per sample so that a clip's audio does not depend on the batch it is in), or from a
+        CPU generator seeded with ``seed`` (the same seed gives the same audio on any device).
+        """
+        c = self.cfg
+        steps = steps or c.steps
+        guidance = c.guidance if guidance is None else guidance
+        self._check(cls, patch, steps, guidance)
+        if generator is None:
+            generator = torch.Generator("cpu").manual_seed(0 if seed is None else seed)
+        outs = []
+        for start in range(0, cls.shape[0], batch_size):
+            sl = slice(start, start + batch_size)
+            gen = generator[sl] if isinstance(generator, list) else generator
+            outs.append(self._generate(cls[sl].to(self.device).float(), patch[sl].to(self.device).float(), gen, steps, guidance,
+                                       use_layout, use_semantics, None if layout is None else layout[sl].to(self.device).float()))
+        latents = torch.cat([o[0] for o in outs])
+        used_layout = torch.cat([o[1] for o in outs]) if outs[0][1] is not None else None
+        waveforms = None
+        if decode:
+            n = int(round(c.window_s * c.sample_rate))
+            waveforms = self.codec.vocode(self.codec.decode_mel(latents), n)
+        return TiVAOutput(waveforms, latents, used_layout if return_layout else None)
+
+    def _generate(self, cls, patch, generator, steps, guidance, use_layout, use_semantics, layout):
+        c, m = self.cfg, self.model
+        b = cls.shape[0]
+        use_layout = c.use_layout if use_layout is None else use_layout
+        if use_layout and layout is None:
+            layout = m.layout(cls, patch)
+        layout_map = m.layout_map(layout if use_layout else None, b, self.device, use_layout)
+        s = m.semantic(cls)
+        if not use_semantics:
+            s = torch.zeros_like(s)
+        shape = (c.latent_channels, c.latent_time, c.latent_freq)
+        if isinstance(generator, list):
+            noise = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generator])
+        else:
+            noise = torch.randn((b, *shape), generator=generator, dtype=torch.float32)
+        self.scheduler.set_timesteps(steps, device=self.device)
+        latents = noise.to(self.device) * self.scheduler.init_noise_sigma
+        guided = use_semantics and guidance != 1.0
+        for t in self.scheduler.timesteps:
+            if guided:
+                eps_u, eps_c = m.generator(torch.cat([latents, latents]), t, torch.cat([torch.zeros_like(s), s]), torch.cat([layout_map, layout_map])).chunk(2)
+                eps = eps_u + guidance * (eps_c - eps_u)
+            else:
+                eps = m.generator(latents, t, s, layout_map)
+            latents = self.scheduler.step(eps, t, latents).prev_sample
+        return latents, layout if use_layout else None
+
+
+def load_pipeline(checkpoint=None, preset_name: str | None = None, device: str = "cpu", random_init: bool = False) -> TiVAPipeline:
+    """A pipeline from a checkpoint file, or from a preset: ``tiva-tiny`` / ``tiva-tiny-nolayout``
+    load the shipped checkpoints; ``tiva-paper`` needs ``checkpoint`` unless ``random_init`` (shape
+    and timing checks only)."""
+    from models.tiva.codec import build_codec
+    from models.tiva.config import preset
+    from models.tiva.frame_encoder import build_frame_encoder
+    from tiva_bench.errors import TivaBenchError
+
+    if checkpoint is None and preset_name in SHIPPED:
+        checkpoint = SHIPPED[preset_name]
+    if checkpoint is not None:
+        model = TiVAModel.load(checkpoint)
+    elif random_init and preset_name:
+        model = TiVAModel(preset(preset_name))
+    else:
+        raise TivaBenchError(f"no checkpoint for preset {preset_name!r}", "pass --checkpoint PATH (train one with `tiva-bench train`)")
+    cfg = model.cfg
+    encoder = build_frame_encoder(cfg.frame_encoder, random_init=random_init)
+    return TiVAPipeline(model, build_codec(cfg, random_init=random_init), encoder, device)
+
+
+from pathlib import Path as _Path  # noqa: E402
+
+ASSETS = _Path(__file__).resolve().parent / "assets"
+SHIPPED = {"tiva-tiny": ASSETS / "tiva-tiny.safetensors", "tiva-tiny-nolayout": ASSETS / "tiva-tiny-nolayout.safetensors"}
