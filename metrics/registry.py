@@ -105,7 +105,9 @@ SET_FUNCTIONS: Registry[SetFunction] = Registry("set metric function")
 
 
 def _fad(gen: dict, ref: dict, labels) -> tuple[float, float]:
-    return frechet_distance(gen["embedding"], ref["embedding"]), float("nan")
+    """Embeddings ``(N, d)``, or ``(N, E, d)`` for per-example backbones (VGGish): all examples pooled."""
+    g, r = gen["embedding"], ref["embedding"]
+    return frechet_distance(g.reshape(-1, g.shape[-1]), r.reshape(-1, r.shape[-1])), float("nan")
 
 
 def _kl(gen: dict, ref: dict, labels) -> tuple[float, float]:
@@ -147,6 +149,8 @@ def register_quality_metrics(backbone: str, extractor: str, label: str, kinds: t
 
 
 register_quality_metrics("synth", "synth_classifier", "syn.")
+register_quality_metrics("vggish", "vggish", "vgg.", kinds=("fad",))
+register_quality_metrics("panns", "panns", "pann.")
 METRICS.register("class_acc", MetricSpec(
     "class_acc", "Class Acc", True, "set", "audio + synth_classifier; labels from <ref>.json or reference audio",
     "class_agreement", "share of clips whose generated audio is classified as the video's class (synthetic benchmark)",

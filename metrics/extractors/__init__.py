@@ -5,6 +5,8 @@ dependencies and loads its weights only in ``load()``, and maps a batch of mono 
 ``(B, n)`` at its sample rate to named outputs ``{"embedding": (B, d), "logits": (B, C), ...}``.
 """
 
-from metrics.extractors.base import EXTRACTORS, AudioExtractor, ExtractorSpec, get_extractor
+from metrics.extractors.base import EXTRACTORS, AudioExtractor, ExtractorSpec, _register_backbones, get_extractor
+
+_register_backbones()
 
 __all__ = ["EXTRACTORS", "AudioExtractor", "ExtractorSpec", "get_extractor"]

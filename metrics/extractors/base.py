@@ -90,3 +90,11 @@ register(ExtractorSpec(
     target="metrics.extractors.synth_classifier:SynthClassifier",
     classes=("bell", "drum", "whistle", "crackle", "thunder"),
 ))
+
+
+def _register_backbones() -> None:
+    """Import the backbone modules so their specs are registered (no heavy imports at module level)."""
+    import importlib
+
+    for module in ("vggish", "panns"):
+        importlib.import_module(f"metrics.extractors.{module}")

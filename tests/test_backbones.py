@@ -1,0 +1,160 @@
+"""Real backbones without their weights: architecture sizes, the official key/shape maps, loaders
+that refuse wrong files, front-ends against independent references, and failing fast offline.
+
+The expected key/shape maps below are written from the upstream structures (torchvggish's VGG and
+PANNs' Cnn14), not produced by this project's modules.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from metrics.extractors.loading import CheckpointMismatch
+from metrics.extractors.panns import Cnn14, PANNsExtractor
+from metrics.extractors.vggish import VGGishExtractor, VGGishNet, vggish_examples
+
+
+def vggish_official_map() -> dict[str, tuple]:
+    m = {}
+    convs = {0: (64, 1), 3: (128, 64), 6: (256, 128), 8: (256, 256), 11: (512, 256), 13: (512, 512)}
+    for idx, (cout, cin) in convs.items():
+        m[f"features.{idx}.weight"] = (cout, cin, 3, 3)
+        m[f"features.{idx}.bias"] = (cout,)
+    for idx, (cout, cin) in {0: (4096, 512 * 4 * 6), 2: (4096, 4096), 4: (128, 4096)}.items():
+        m[f"embeddings.{idx}.weight"] = (cout, cin)
+        m[f"embeddings.{idx}.bias"] = (cout,)
+    return m
+
+
+def cnn14_official_map() -> dict[str, tuple]:
+    m = {"spectrogram_extractor.stft.conv_real.weight": (257, 1, 512), "spectrogram_extractor.stft.conv_imag.weight": (257, 1, 512),
+         "logmel_extractor.melW": (257, 64)}
+
+    def bn(prefix, n):
+        m.update({f"{prefix}.weight": (n,), f"{prefix}.bias": (n,), f"{prefix}.running_mean": (n,), f"{prefix}.running_var": (n,), f"{prefix}.num_batches_tracked": ()})
+
+    bn("bn0", 64)
+    widths = (1, 64, 128, 256, 512, 1024, 2048)
+    for i in range(6):
+        cin, cout = widths[i], widths[i + 1]
+        m[f"conv_block{i + 1}.conv1.weight"] = (cout, cin, 3, 3)
+        m[f"conv_block{i + 1}.conv2.weight"] = (cout, cout, 3, 3)
+        bn(f"conv_block{i + 1}.bn1", cout)
+        bn(f"conv_block{i + 1}.bn2", cout)
+    m.update({"fc1.weight": (2048, 2048), "fc1.bias": (2048,), "fc_audioset.weight": (527, 2048), "fc_audioset.bias": (527,)})
+    return m
+
+
+def fake_checkpoint(shapes: dict[str, tuple], seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, shape in shapes.items():
+        if k.endswith("num_batches_tracked"):
+            out[k] = torch.tensor(0)
+        elif k.endswith("running_var"):
+            out[k] = torch.rand(shape, generator=g) + 0.5
+        else:
+            out[k] = torch.randn(shape, generator=g) * 0.02
+    return out
+
+
+def test_architectures_have_the_published_sizes_and_key_maps():
+    vgg = VGGishNet()
+    assert sum(p.numel() for p in vgg.parameters()) == 72_141_184  # VGGish: 72.1M
+    assert {k: tuple(v.shape) for k, v in vgg.state_dict().items()} == vggish_official_map()
+    cnn = Cnn14()
+    frontend = sum(p.numel() for n, p in cnn.named_parameters() if n.startswith(("spectrogram", "logmel")))
+    assert sum(p.numel() for p in cnn.parameters()) - frontend == 80_753_615  # Cnn14: 80.8M
+    assert {k: tuple(v.shape) for k, v in cnn.state_dict().items()} == cnn14_official_map()
+
+
+def test_loaders_consume_the_official_maps_exactly_and_refuse_others(tmp_path):
+    torch.save(fake_checkpoint(vggish_official_map()), tmp_path / "vggish.pth")
+    ex = VGGishExtractor().load(checkpoint=tmp_path / "vggish.pth")
+    assert ex.model.features[0].weight.shape == (64, 1, 3, 3)
+    torch.save({"model": fake_checkpoint(cnn14_official_map()), "iteration": 1}, tmp_path / "cnn14.pth")
+    PANNsExtractor().load(checkpoint=tmp_path / "cnn14.pth")
+    truncated_map = dict(vggish_official_map())
+    truncated_map.pop("embeddings.4.bias")
+    torch.save(fake_checkpoint(truncated_map), tmp_path / "short.pth")
+    with pytest.raises(CheckpointMismatch, match="1 missing"):
+        VGGishExtractor().load(checkpoint=tmp_path / "short.pth")
+    wrong = dict(vggish_official_map(), **{"embeddings.4.weight": (527, 4096)})
+    torch.save(fake_checkpoint(wrong), tmp_path / "wrong.pth")
+    with pytest.raises(CheckpointMismatch, match="other shapes"):
+        VGGishExtractor().load(checkpoint=tmp_path / "wrong.pth")
+    raw = (tmp_path / "cnn14.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointMismatch, match="cannot be read"):
+        PANNsExtractor().load(checkpoint=tmp_path / "cut.pth")
+
+
+def reference_vggish_logmel(wav):
+    """Loop-and-formula version of the published VGGish front-end."""
+    win, hop, nfft, lo, hi = 400, 160, 512, 125.0, 7500.0
+    mel = lambda f: 1127.0 * np.log(1 + f / 700.0)  # noqa: E731
+    edges = [mel(lo) + (mel(hi) - mel(lo)) * i / 65 for i in range(66)]
+    freqs = [i * 8000.0 / 256 for i in range(257)]
+    matrix = np.zeros((257, 64))
+    for b in range(1, 257):
+        m = mel(freqs[b])
+        for j in range(64):
+            left, centre, right = edges[j], edges[j + 1], edges[j + 2]
+            if left < m < right:
+                matrix[b, j] = (m - left) / (centre - left) if m <= centre else (right - m) / (right - centre)
+    hann = np.array([0.5 - 0.5 * np.cos(2 * np.pi * n / win) for n in range(win)])
+    frames = [wav[s:s + win] * hann for s in range(0, len(wav) - win + 1, hop)]
+    spec = np.abs(np.fft.rfft(np.array(frames), nfft))
+    return np.log(spec @ matrix + 0.01)
+
+
+def test_vggish_front_end_matches_the_published_recipe():
+    rng = np.random.default_rng(0)
+    wav = (rng.standard_normal(16000 * 2) * 0.1).astype(np.float32)
+    ours = vggish_examples(wav)
+    ref = reference_vggish_logmel(wav.astype(np.float64))
+    assert ours.shape == (2, 96, 64)
+    np.testing.assert_allclose(ours.reshape(-1, 64), ref[:192], rtol=1e-4, atol=1e-4)
+    assert vggish_examples(np.zeros(100, np.float32)).shape == (0, 96, 64)
+
+
+def test_panns_front_end_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    rng = np.random.default_rng(1)
+    wav = (rng.standard_normal(16000) * 0.1).astype(np.float32)
+    ours = Cnn14().log_mel(torch.from_numpy(wav[None]))[0, 0].detach().numpy()
+    mel = librosa.feature.melspectrogram(y=wav, sr=16000, n_fft=512, hop_length=160, window="hann", center=True, pad_mode="reflect",
+                                         power=2.0, n_mels=64, fmin=50, fmax=8000)
+    np.testing.assert_allclose(ours, 10 * np.log10(np.maximum(mel, 1e-10)).T, atol=2e-3)
+
+
+def test_outputs_have_the_declared_shapes_and_ignore_batching(tmp_path):
+    torch.save({"model": fake_checkpoint(cnn14_official_map(), seed=3)}, tmp_path / "cnn14.pth")
+    torch.save(fake_checkpoint(vggish_official_map(), seed=4), tmp_path / "vggish.pth")
+    wavs = (np.random.default_rng(2).standard_normal((3, 8 * 16000)) * 0.1).astype(np.float32)
+    panns = PANNsExtractor(batch_size=3).load(checkpoint=tmp_path / "cnn14.pth")
+    out = panns(wavs)
+    assert out["embedding"].shape == (3, 2048) and out["logits"].shape == (3, 527)
+    one = np.concatenate([panns(w[None])["logits"] for w in wavs])
+    np.testing.assert_allclose(out["logits"], one, rtol=1e-4, atol=1e-4)
+    vgg = VGGishExtractor().load(checkpoint=tmp_path / "vggish.pth")
+    assert vgg(wavs)["embedding"].shape == (3, 8, 128)
+
+
+def test_missing_weights_fail_fast_with_the_download_command(tmp_path, media_pair_dirs):
+    gen, ref = media_pair_dirs
+    env = {**os.environ, "TIVA_BENCH_CACHE": str(tmp_path / "empty-cache"), "TIVA_BENCH_WEIGHTS": ""}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "tiva_bench", "metrics", str(gen), str(ref), "--metrics", "fad_vggish"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 2 and elapsed < 10
+    assert "vggish-10086976.pth" in proc.stderr and "tiva-bench weights download vggish" in proc.stderr
+    assert "https://github.com/harritaylor/torchvggish" in proc.stderr
