@@ -119,7 +119,8 @@ def _kl_sigmoid(gen: dict, ref: dict, labels) -> tuple[float, float]:
 
 
 def _is(gen: dict, ref: dict, labels) -> tuple[float, float]:
-    return inception_score(gen["logits"], splits=10, seed=0)
+    """On logits without the bias where the backbone gives them (Melception), as SpecVQGAN does."""
+    return inception_score(gen.get("logits_unbiased", gen["logits"]), splits=10, seed=0)
 
 
 def _class_agreement(gen: dict, ref: dict, labels) -> tuple[float, float]:
@@ -149,7 +150,9 @@ def register_quality_metrics(backbone: str, extractor: str, label: str, kinds: t
 
 
 register_quality_metrics("synth", "synth_classifier", "syn.")
+register_quality_metrics("melception", "melception", "mel.")
 register_quality_metrics("vggish", "vggish", "vgg.", kinds=("fad",))
+register_quality_metrics("passt", "passt", "pas.")
 register_quality_metrics("panns", "panns", "pann.")
 METRICS.register("class_acc", MetricSpec(
     "class_acc", "Class Acc", True, "set", "audio + synth_classifier; labels from <ref>.json or reference audio",

@@ -158,3 +158,60 @@ def test_missing_weights_fail_fast_with_the_download_command(tmp_path, media_pai
     assert proc.returncode == 2 and elapsed < 10
     assert "vggish-10086976.pth" in proc.stderr and "tiva-bench weights download vggish" in proc.stderr
     assert "https://github.com/harritaylor/torchvggish" in proc.stderr
+
+
+def test_melception_is_inception_v3_with_a_one_channel_stem_and_309_classes(tmp_path):
+    """Upstream structure: torchvision's Inception3(num_classes=309) with Conv2d_1a_3x3 taking one
+    channel and the two early max-pools removed (parameter-free, so absent from the key map)."""
+    from torchvision.models.inception import Inception3
+
+    from metrics.extractors.melception import MelceptionExtractor, build_melception
+
+    upstream = {k: tuple(v.shape) for k, v in Inception3(num_classes=309, aux_logits=True, init_weights=False).state_dict().items()}
+    upstream["Conv2d_1a_3x3.conv.weight"] = (32, 1, 3, 3)
+    ours = {k: tuple(v.shape) for k, v in build_melception().state_dict().items()}
+    assert ours == upstream and ours["fc.weight"] == (309, 2048) and ours["AuxLogits.fc.weight"] == (309, 768)
+    np.savetxt(tmp_path / "stats.txt", np.stack([np.full(80, 0.5), np.full(80, 0.2)], axis=1))
+    torch.save({"model": fake_checkpoint(upstream)}, tmp_path / "melception.pt")
+    ex = MelceptionExtractor(batch_size=2).load(checkpoint=tmp_path / "melception.pt", stats=tmp_path / "stats.txt")
+    out = ex((np.random.default_rng(0).standard_normal((2, 8 * 22050)) * 0.1).astype(np.float32))
+    assert out["embedding"].shape == (2, 2048) and out["logits"].shape == (2, 309)
+    np.testing.assert_allclose(out["logits"] - out["logits_unbiased"], np.broadcast_to(ex.model.fc.bias.detach().numpy(), (2, 309)), atol=1e-4)
+    np.savetxt(tmp_path / "bad_stats.txt", np.ones((64, 2)))
+    from tiva_bench.errors import TivaBenchError
+
+    with pytest.raises(TivaBenchError, match="expected"):
+        MelceptionExtractor().load(checkpoint=tmp_path / "melception.pt", stats=tmp_path / "bad_stats.txt")
+
+
+def test_melception_front_end_matches_a_numpy_reference():
+    librosa = pytest.importorskip("librosa")
+    from metrics.extractors.melception import melception_spectrogram
+
+    wav = (np.random.default_rng(3).standard_normal(22050) * 0.2).astype(np.float32)
+    padded = np.pad(wav.astype(np.float64), (512, 512), mode="reflect")
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(1024) / 1024)
+    frames = np.stack([padded[s:s + 1024] * window for s in range(0, padded.size - 1024 + 1, 256)])
+    mag = np.abs(np.fft.rfft(frames, axis=1)).T
+    mel = librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=125, fmax=7600) @ mag
+    ref = np.clip((20 * np.log10(np.maximum(mel, 1e-5)) + 80) / 100, 0, 1)
+    np.testing.assert_allclose(melception_spectrogram(wav), ref, atol=1e-4)
+
+
+def test_passt_is_hear21passt_with_the_10s_positional_grid(tmp_path):
+    pytest.importorskip("hear21passt")
+    from metrics.extractors.passt import PaSSTExtractor, build_passt
+
+    _, net = build_passt()
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert shapes["freq_new_pos_embed"] == (1, 768, 12, 1) and shapes["time_new_pos_embed"] == (1, 768, 1, 99)  # 128x998 input, stride 10
+    assert shapes["head.1.weight"] == (527, 768) and shapes["head_dist.weight"] == (527, 768)
+    assert 85e6 < sum(p.numel() for p in net.parameters()) < 87e6  # PaSST-S: ~86M
+    torch.save(fake_checkpoint(shapes), tmp_path / "passt.pt")
+    ex = PaSSTExtractor(batch_size=2).load(checkpoint=tmp_path / "passt.pt")
+    out = ex((np.random.default_rng(1).standard_normal((2, 8 * 32000)) * 0.1).astype(np.float32))
+    assert out["embedding"].shape == (2, 768) and out["logits"].shape == (2, 527)
+    shapes.pop("dist_token")
+    torch.save(fake_checkpoint(shapes), tmp_path / "short.pt")
+    with pytest.raises(CheckpointMismatch, match="missing"):
+        PaSSTExtractor().load(checkpoint=tmp_path / "short.pt")

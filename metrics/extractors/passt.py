@@ -1,0 +1,72 @@
+"""PaSST-S (Koutini et al. 2022) as av-benchmark uses it: hear21passt's model
+``passt_s_swa_p16_128_ap476`` built with ``pretrained=False`` and loaded from the weights manager.
+
+Front-end: hear21passt's mel (32 kHz, window 800, hop 320, n_fft 1024, 128 bands) in evaluation
+mode (no augmentation); input padded/cut to 10 s. Outputs from one pass: 527 AudioSet logits
+(before the sigmoid) and the 768-d embedding (mean of the class and distillation tokens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import torch
+
+from metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+
+SAMPLE_RATE = 32000
+ARCH = "passt_s_swa_p16_128_ap476"
+
+
+def build_passt():
+    """``(mel, net)`` from hear21passt, random weights (hear21passt prints a lot while building)."""
+    try:
+        from hear21passt.models.passt import get_model
+        from hear21passt.models.preprocess import AugmentMelSTFT
+    except ImportError:
+        from tiva_bench.errors import TivaBenchError
+
+        raise TivaBenchError("PaSST needs the hear21passt package", "pip install hear21passt") from None
+    with contextlib.redirect_stdout(io.StringIO()):
+        mel = AugmentMelSTFT(n_mels=128, sr=SAMPLE_RATE, win_length=800, hopsize=320, n_fft=1024, freqm=48, timem=192, htk=False,
+                             fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000)
+        net = get_model(arch=ARCH, pretrained=False, n_classes=527, in_channels=1, fstride=10, tstride=10, input_fdim=128, input_tdim=998)
+    return mel.eval(), net.eval()
+
+
+SPEC = register(ExtractorSpec(
+    name="passt", version="1", sample_rate=SAMPLE_RATE, window_s=10.0, outputs={"embedding": 768, "logits": 527}, weights=("passt",),
+    frontend={"arch": ARCH, "n_mels": 128, "win": 800, "hop": 320, "n_fft": 1024, "length_s": 10.0},
+    target="metrics.extractors.passt:PaSSTExtractor",
+))
+
+
+class PaSSTExtractor(AudioExtractor):
+    spec = SPEC
+
+    def load(self, checkpoint=None):
+        from metrics.extractors.loading import load_exactly, read_state_dict
+        from tiva_bench.weights import WEIGHTS
+
+        path = checkpoint or WEIGHTS.require("passt")
+        self.mel, self.net = build_passt()
+        load_exactly(self.net, read_state_dict(path), str(path))
+        self.mel.to(self.device)
+        self.net.to(self.device)
+        self.checkpoint = path
+        return super().load()
+
+    def weights_digests(self) -> dict[str, str]:
+        from tiva_bench.cache import file_digest
+
+        return {str(self.checkpoint): file_digest(self.checkpoint)}
+
+    def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
+        n = 10 * SAMPLE_RATE
+        x = np.stack([np.pad(w, (0, max(0, n - w.size)))[:n] for w in wavs]).astype(np.float32)
+        with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()):
+            specs = self.mel(torch.from_numpy(x).to(self.device)).unsqueeze(1)
+            logits, embedding = self.net(specs)
+        return {"embedding": embedding.cpu().numpy(), "logits": logits.cpu().numpy()}
