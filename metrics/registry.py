@@ -24,6 +24,7 @@ import numpy as np
 
 from metrics.functional.common import UndefinedMetric
 from metrics.functional.distribution import frechet_distance, inception_score, kl_divergence, kl_divergence_sigmoid
+from metrics.functional.similarity import cosine_similarity_score
 from metrics.functional.onsets import onset_metrics
 from metrics.functional.sync import dtw_dis_from_odf, energy_l1_from_wav, onset_strength, w_dis_from_odf
 from tiva_bench.registry import Registry
@@ -47,6 +48,7 @@ class MetricSpec:
     group: str
     description: str
     extractor: str = ""  # set metrics: the backbone whose outputs they use
+    table_scale: float = 1.0  # tables show value x table_scale (the ImageBind score x100, as papers do)
 
     @property
     def arrow(self) -> str:
@@ -128,7 +130,12 @@ def _class_agreement(gen: dict, ref: dict, labels) -> tuple[float, float]:
     return float(np.mean(gen["logits"].argmax(axis=1) == target)), float("nan")
 
 
-for _name, _fn in (("fad", _fad), ("kl", _kl), ("kl_sigmoid", _kl_sigmoid), ("is", _is), ("class_agreement", _class_agreement)):
+def _imagebind(gen: dict, ref: dict, labels) -> tuple[float, float]:
+    """``ref`` holds the videos' embeddings here (the runner swaps them in)."""
+    return cosine_similarity_score(gen["embedding"], ref["embedding"]), float("nan")
+
+
+for _name, _fn in (("fad", _fad), ("kl", _kl), ("kl_sigmoid", _kl_sigmoid), ("is", _is), ("class_agreement", _class_agreement), ("imagebind", _imagebind)):
     SET_FUNCTIONS.register(_name, _fn)
 
 
@@ -154,6 +161,10 @@ register_quality_metrics("melception", "melception", "mel.")
 register_quality_metrics("vggish", "vggish", "vgg.", kinds=("fad",))
 register_quality_metrics("passt", "passt", "pas.")
 register_quality_metrics("panns", "panns", "pann.")
+METRICS.register("imagebind_score", MetricSpec(
+    "imagebind_score", "IB-score", True, "set", "generated audio + the videos (--videos DIR, or videos as references) + imagebind_huge",
+    "imagebind", "mean cosine similarity of ImageBind embeddings of each video and its generated audio (tables: x100)",
+    "imagebind", table_scale=100.0))
 METRICS.register("class_acc", MetricSpec(
     "class_acc", "Class Acc", True, "set", "audio + synth_classifier; labels from <ref>.json or reference audio",
     "class_agreement", "share of clips whose generated audio is classified as the video's class (synthetic benchmark)",

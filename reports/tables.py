@@ -1,6 +1,7 @@
 """Paper-style summary tables from one or more ``results.json`` files.
 
-One row per results file (its ``label``), one column per metric (its set mean). Headers carry the
+One row per results file (its ``label``), one column per metric (its set mean, times the metric's
+``table_scale``: the ImageBind score is shown x100 as papers do). Headers carry the
 direction arrow (↓ lower is better, ↑ higher is better). In Markdown and LaTeX the best value of
 each column is bold and the second best underlined, like Table 1 of the TiVA paper; ties share
 the mark; NaN cells print as ``--`` and take no rank.
@@ -31,8 +32,10 @@ def summary_frame(results: Iterable[dict], metrics: list[str] | None = None) -> 
         rows[label] = {}
         for name, m in res["metrics"].items():
             value = m.get("value")
-            rows[label][name] = math.nan if value is None else float(value)
-            info.setdefault(name, {"display": m.get("display", name), "higher_is_better": bool(m.get("higher_is_better", False))})
+            scale = float(m.get("table_scale", 1.0))
+            rows[label][name] = math.nan if value is None else float(value) * scale
+            display = m.get("display", name) + (f" (x{scale:g})" if scale != 1.0 else "")
+            info.setdefault(name, {"display": display, "higher_is_better": bool(m.get("higher_is_better", False))})
     frame = pd.DataFrame.from_dict(rows, orient="index")
     if metrics:
         missing = [m for m in metrics if m not in frame.columns]

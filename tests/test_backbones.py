@@ -215,3 +215,112 @@ def test_passt_is_hear21passt_with_the_10s_positional_grid(tmp_path):
     torch.save(fake_checkpoint(shapes), tmp_path / "short.pt")
     with pytest.raises(CheckpointMismatch, match="missing"):
         PaSSTExtractor().load(checkpoint=tmp_path / "short.pt")
+
+
+def imagebind_official_av_map() -> dict[str, tuple]:
+    """The audio/vision part of imagebind_huge's checkpoint, from the upstream structure."""
+    m = {}
+    for mod, dim, depth, n_patch, bias_kv in (("vision", 1280, 32, 256, False), ("audio", 768, 12, 228, True)):
+        pre = f"modality_preprocessors.{mod}"
+        m[f"{pre}.cls_token"] = (1, 1, dim)
+        m[f"{pre}.pos_embedding_helper.pos_embed"] = (1, n_patch + 1, dim)
+        trunk = f"modality_trunks.{mod}"
+        for i in range(depth):
+            b = f"{trunk}.blocks.{i}"
+            m.update({f"{b}.attn.in_proj_weight": (3 * dim, dim), f"{b}.attn.in_proj_bias": (3 * dim,), f"{b}.attn.out_proj.weight": (dim, dim),
+                      f"{b}.attn.out_proj.bias": (dim,), f"{b}.norm_1.weight": (dim,), f"{b}.norm_1.bias": (dim,), f"{b}.norm_2.weight": (dim,),
+                      f"{b}.norm_2.bias": (dim,), f"{b}.mlp.fc1.weight": (4 * dim, dim), f"{b}.mlp.fc1.bias": (4 * dim,),
+                      f"{b}.mlp.fc2.weight": (dim, 4 * dim), f"{b}.mlp.fc2.bias": (dim,)})
+            if bias_kv:
+                m[f"{b}.attn.bias_k"] = (1, 1, dim)
+                m[f"{b}.attn.bias_v"] = (1, 1, dim)
+        m[f"modality_heads.{mod}.0.weight"] = (dim,)
+        m[f"modality_heads.{mod}.0.bias"] = (dim,)
+        m[f"modality_heads.{mod}.2.weight"] = (1024, dim)
+    m["modality_preprocessors.vision.rgbt_stem.proj.1.weight"] = (1280, 3, 2, 14, 14)
+    m["modality_trunks.vision.pre_transformer_layer.0.weight"] = (1280,)
+    m["modality_trunks.vision.pre_transformer_layer.0.bias"] = (1280,)
+    m["modality_preprocessors.audio.rgbt_stem.proj.weight"] = (768, 1, 16, 16)
+    m["modality_preprocessors.audio.rgbt_stem.norm_layer.weight"] = (768,)
+    m["modality_preprocessors.audio.rgbt_stem.norm_layer.bias"] = (768,)
+    m["modality_postprocessors.audio.1.log_logit_scale"] = ()
+    return m
+
+
+def test_imagebind_towers_have_the_official_key_map_and_sizes():
+    from metrics.extractors.imagebind import ImageBindAV
+
+    with torch.device("meta"):
+        model = ImageBindAV()
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert shapes == imagebind_official_av_map()
+    vision = sum(v.numel() for k, v in model.state_dict().items() if ".vision." in k)
+    audio = sum(v.numel() for k, v in model.state_dict().items() if ".audio." in k)
+    assert 630e6 < vision < 635e6 and 85e6 < audio < 88e6  # ViT-H/14 and ViT-B audio towers
+
+
+def test_imagebind_loader_skips_other_modalities_and_refuses_strangers(tmp_path):
+    """The loading path at small widths (the full-size key map is checked above)."""
+    import metrics.extractors.imagebind as ib
+
+    small = dict(vision_dim=32, vision_depth=1, vision_heads=2, audio_dim=16, audio_depth=1, audio_heads=2, out_dim=8)
+    state = dict(ib.ImageBindAV(**small).state_dict())
+    state["modality_trunks.text.blocks.0.attn.in_proj_weight"] = torch.zeros(3, 3)  # another modality: skipped
+    torch.save(state, tmp_path / "ib.pth")
+    ex = ib.ImageBindExtractor()
+    ex.arch = small
+    ex.load(checkpoint=tmp_path / "ib.pth")
+    emb = ex((np.random.default_rng(0).standard_normal((2, 8 * 16000)) * 0.1).astype(np.float32))["embedding"]
+    assert emb.shape == (2, 8) and np.all(np.linalg.norm(emb, axis=1) <= 1 + 1e-5)  # a mean of unit vectors
+    state["mystery.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / "bad.pth")
+    bad = ib.ImageBindExtractor()
+    bad.arch = small
+    with pytest.raises(CheckpointMismatch, match="no ImageBind modality"):
+        bad.load(checkpoint=tmp_path / "bad.pth")
+
+
+def test_imagebind_preprocessing_clip_layout():
+    from metrics.extractors.imagebind import audio_clips, clip_starts, video_clips
+
+    assert clip_starts(8.0, 3) == [0.0, 2.0, 4.0]
+    assert clip_starts(10.0, 5) == pytest.approx([0.0, 1.6, 3.2, 4.8, 6.4])
+    assert clip_starts(1.0, 3) == [0.0, 0.0, 0.0]
+    wav = (np.random.default_rng(0).standard_normal(8 * 16000) * 0.1).astype(np.float32)
+    clips = audio_clips(wav)
+    assert clips.shape == (3, 1, 128, 204)
+    frames = np.random.default_rng(1).integers(0, 255, (80, 90, 160, 3), dtype=np.uint8)
+    video = video_clips(frames, np.arange(80) / 10.0, 8.0)
+    assert video.shape == (15, 3, 2, 224, 224)
+
+
+def test_imagebind_score_plumbing_through_the_runner(tmp_path, monkeypatch):
+    """Random small towers (plumbing only): the runner pairs each generated clip with its video
+    (a video beside the reference wav) and the score equals the mean cosine computed directly."""
+    import metrics.extractors.imagebind as ib
+    from tiva_bench import synthetic
+    from tiva_bench.config import ScoreConfig
+    from tiva_bench.runner import score_folders
+    from tiva_bench.weights import WEIGHTS
+
+    small = dict(vision_dim=32, vision_depth=1, vision_heads=2, audio_dim=16, audio_depth=1, audio_heads=2, out_dim=8)
+    monkeypatch.setattr(ib.ImageBindExtractor, "arch", small)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(0)
+    torch.save(ib.ImageBindAV(**small).state_dict(), weights / "imagebind_huge.pth")
+    monkeypatch.setattr(WEIGHTS, "dirs", [weights])
+    synthetic.generate(tmp_path / "s", {"test": 3}, seed=4, workers=1, duration_s=4.0)
+    ref = tmp_path / "s" / "test"
+    cfg = ScoreConfig(metrics=["imagebind_score"], workers=1, cache_dir=str(tmp_path / "cache"))
+    res = score_folders(ref, ref, cfg)  # the references' own audio as the generated set
+    ex = ib.ImageBindExtractor()
+    ex.load()
+    names = sorted(p.stem for p in ref.glob("*.wav"))
+    from tiva_bench.audio_io import AudioClip
+
+    audio = ex(np.stack([AudioClip.load(ref / f"{n}.wav", 8.0).at(16000) for n in names]))["embedding"]
+    video = ex.embed_videos([ref / f"{n}.mp4" for n in names])
+    cos = np.sum(audio * video, axis=1) / (np.linalg.norm(audio, axis=1) * np.linalg.norm(video, axis=1))
+    assert res.metrics["imagebind_score"].value == pytest.approx(float(cos.mean()), abs=1e-5)
+    assert res.metrics["imagebind_score"].n == 3

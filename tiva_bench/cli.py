@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--batch-size", type=int, help="clips per backbone batch (default 16)")
     m.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $TIVA_BENCH_CACHE or ~/.cache/tiva_bench)")
     m.add_argument("--recompute", action="store_true", help="ignore cached backbone features and rewrite them")
+    m.add_argument("--videos", metavar="DIR", help="the videos, for imagebind_score (default: the references if they are videos, or a video beside each)")
     m.add_argument("--config", metavar="YAML", help="config file (see configs/default.yaml)")
     m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. sync.hop_length=512 (repeatable)")
     m.add_argument("--strict", action="store_true", help="exit 1 if any clip was skipped")
@@ -189,7 +190,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for flag, key in (("metrics", "metrics"), ("workers", "workers"), ("window", "audio.window_s"), ("pair_by", "pairing.by"),
                       ("strip_suffix", "pairing.strip_suffix"), ("strip_prefix", "pairing.strip_prefix"),
                       ("gen_pattern", "pairing.gen_pattern"), ("ref_pattern", "pairing.ref_pattern"),
-                      ("device", "device"), ("batch_size", "batch_size"), ("cache_dir", "cache_dir")):
+                      ("device", "device"), ("batch_size", "batch_size"), ("cache_dir", "cache_dir"), ("videos", "videos")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")

@@ -111,6 +111,7 @@ class ScoreConfig:
     batch_size: int = 16  # clips per backbone batch
     cache_dir: str = ""  # feature cache; "" = $TIVA_BENCH_CACHE or ~/.cache/tiva_bench
     recompute: bool = False  # ignore cached features (they are rewritten)
+    videos: str = ""  # videos for imagebind_score; "" = the reference files (or a video beside each)
     audio: AudioConfig = field(default_factory=AudioConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     onset: OnsetConfig = field(default_factory=OnsetConfig)

@@ -23,11 +23,14 @@ class FeatureCollector:
         # features[extractor][side][clip_index] -> {"embedding": (d,), "logits": (C,)}
         self.features: dict[str, dict[str, dict[int, dict]]] = defaultdict(lambda: {"gen": {}, "ref": {}})
         self.labels: dict[int, str | None] = {}
+        self.videos: dict[int, str] = {}
         self.n_computed = 0
         self.n_cached = 0
 
     def add(self, index: int, extras: dict) -> None:
         self.labels[index] = extras.get("label")
+        if extras.get("video"):
+            self.videos[index] = extras["video"]
         for (name, side), row in extras["features"].items():
             self.features[name][side][index] = row
             self.n_cached += 1

@@ -36,6 +36,20 @@ from tiva_bench.results import ClipResult, Results, SetValue, aggregate, provena
 _STATE: dict = {}
 
 
+def _video_for(pair: Pair, videos_dir: str) -> str | None:
+    """The video of a clip: ``videos_dir/<key>.<ext>``, else the reference if it is a video, else
+    a video beside the reference with the same stem."""
+    from tiva_bench.audio_io import VIDEO_EXTENSIONS
+
+    candidates = []
+    if videos_dir:
+        candidates += [Path(videos_dir) / f"{pair.key}{ext}" for ext in VIDEO_EXTENSIONS]
+    if pair.ref.suffix.lower() in VIDEO_EXTENSIONS:
+        candidates.append(pair.ref)
+    candidates += [pair.ref.with_suffix(ext) for ext in VIDEO_EXTENSIONS]
+    return next((str(c) for c in candidates if c.exists()), None)
+
+
 def _reference_label(ref_path: Path) -> str | None:
     """The class named in ``<ref>.json`` beside the reference (synthetic metadata), if any."""
     meta = ref_path.with_suffix(".json")
@@ -87,7 +101,8 @@ def score_pair(pair: Pair, cfg: ScoreConfig, specs: list[MetricSpec], caches: li
             else:
                 result.values[name] = float(value)
     if caches:
-        extras = {"digests": {}, "features": {}, "audio": {}, "label": _reference_label(pair.ref)}
+        extras = {"digests": {}, "features": {}, "audio": {}, "label": _reference_label(pair.ref),
+                  "video": _video_for(pair, cfg.videos) if any(s.group == "imagebind" for s in specs) else None}
         digests = {"gen": file_digest(pair.gen), "ref": file_digest(pair.ref)}
         for cache in caches:
             for side, clip in (("gen", gen), ("ref", ref)):
@@ -205,7 +220,7 @@ def score_folders(
     n_padded = sum(1 for c in clips if c.gen_padded_s > 0 or c.ref_padded_s > 0)
     if n_padded:
         warnings.append(f"{n_padded} clips were shorter than the {cfg.audio.window_s:g}-s window and were zero-padded (per-clip padding in per_clip records)")
-    info = {s.name: {"display": s.display, "higher_is_better": s.higher_is_better, "level": s.level, "description": s.description} for s in specs}
+    info = {s.name: {"display": s.display, "higher_is_better": s.higher_is_better, "level": s.level, "description": s.description, "table_scale": s.table_scale} for s in specs}
     prov = provenance(started, time.perf_counter() - t0)
     if extractors:
         prov["extractors"] = {name: {"version": ex.spec.version, "sample_rate": ex.spec.sample_rate, "frontend": ex.spec.frontend,
@@ -219,9 +234,38 @@ def score_folders(
     )
 
 
+def _imagebind_inputs(collector: FeatureCollector, rows: list[int], gen: dict, warnings: list[str]):
+    """Replace the reference side by the clips' video embeddings (cached by video content)."""
+    from tiva_bench.cache import FeatureCache, file_digest
+
+    extractor = collector.extractors["imagebind"]
+    cache = FeatureCache("imagebind_vision", {"version": extractor.spec.version, "frontend": extractor.spec.frontend}, collector.caches["imagebind"].dir.parent.parent)
+    kept, video_rows = [], []
+    missing = 0
+    for position, i in enumerate(rows):
+        path = collector.videos.get(i)
+        if path is None:
+            missing += 1
+            continue
+        digest = file_digest(path)
+        emb = cache.get(digest)
+        if emb is None:
+            emb = {"embedding": extractor.embed_videos([path])[0]}
+            cache.put(digest, emb)
+        kept.append(position)
+        video_rows.append(emb["embedding"])
+    if missing:
+        warnings.append(f"imagebind_score: {missing} clips have no video (give --videos DIR); left out")
+    if not kept:
+        return [], {}, {}
+    return [rows[k] for k in kept], {"embedding": gen["embedding"][kept]}, {"embedding": np.stack(video_rows)}
+
+
 def _set_metric(spec: MetricSpec, collector: FeatureCollector, n_clips: int, warnings: list[str]) -> SetValue:
     """Compute one set metric from the collected extractor outputs (NaN + warning if undefined)."""
     rows, gen, ref = collector.arrays(spec.extractor, n_clips)
+    if spec.group == "imagebind":
+        rows, gen, ref = _imagebind_inputs(collector, rows, gen, warnings)
     labels = None
     if spec.group == "class_agreement":
         classes = EXTRACTORS.get(spec.extractor).classes

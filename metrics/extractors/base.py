@@ -96,5 +96,5 @@ def _register_backbones() -> None:
     """Import the backbone modules so their specs are registered (no heavy imports at module level)."""
     import importlib
 
-    for module in ("vggish", "panns", "melception", "passt"):
+    for module in ("vggish", "panns", "melception", "passt", "imagebind"):
         importlib.import_module(f"metrics.extractors.{module}")
