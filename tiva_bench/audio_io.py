@@ -56,13 +56,20 @@ def _frame_to_planar_float(frame) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def _decode_pyav(path: Path) -> tuple[np.ndarray, int]:
+def open_media(path: Path, what: str = "media"):
+    """``av.open`` with a one-line ``InputError`` for files FFmpeg cannot parse."""
     import av
 
     try:
-        container = av.open(str(path))
+        return av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot open as media ({type(exc).__name__})", "check the file is a complete audio/video file") from None
+        raise InputError(path, f"cannot open as {what} ({type(exc).__name__})", f"check the file is a complete {'video' if what == 'video' else 'audio/video'} file") from None
+
+
+def _decode_pyav(path: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    container = open_media(path)
     with container:
         if not container.streams.audio:
             kinds = "video only" if container.streams.video else "no streams"

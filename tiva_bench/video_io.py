@@ -48,10 +48,9 @@ def decode_frames(path: str | Path, fps: float = 10.0, start_s: float = 0.0, dur
         raise InputError(path, "file does not exist")
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)", "regenerate or remove it")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot open as video ({type(exc).__name__})", "check the file is a complete video") from None
+    from tiva_bench.audio_io import open_media
+
+    container = open_media(path, "video")
     with container:
         if not container.streams.video:
             raise InputError(path, "no video stream (audio only?)", "use a video file")

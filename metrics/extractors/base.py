@@ -48,9 +48,13 @@ class AudioExtractor:
         self._loaded = True
         return self
 
+    files: tuple = ()  # checkpoint files used, set by ``load``
+
     def weights_digests(self) -> dict[str, str]:
         """SHA-256 of each checkpoint file used (recorded in results for provenance)."""
-        return {}
+        from tiva_bench.cache import file_digest
+
+        return {str(p): file_digest(p) for p in self.files}
 
     def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError

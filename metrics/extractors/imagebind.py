@@ -227,13 +227,9 @@ class ImageBindExtractor(AudioExtractor):
         self.model = ImageBindAV(**self.arch)
         load_exactly(self.model, state, str(path))
         self.model.eval().requires_grad_(False).to(self.device)
-        self.checkpoint = path
+        self.files = (path,)
         return super().load()
 
-    def weights_digests(self) -> dict[str, str]:
-        from tiva_bench.cache import file_digest
-
-        return {str(self.checkpoint): file_digest(self.checkpoint)}
 
     def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
         x = torch.stack([audio_clips(w) for w in wavs]).to(self.device)

@@ -83,13 +83,9 @@ class MelceptionExtractor(AudioExtractor):
         self.model = build_melception()
         load_exactly(self.model, read_state_dict(path, nested_key="model"), str(path))
         self.model.eval().to(self.device)
-        self.files = [path, stats]
+        self.files = (path, stats)
         return super().load()
 
-    def weights_digests(self) -> dict[str, str]:
-        from tiva_bench.cache import file_digest
-
-        return {str(p): file_digest(p) for p in self.files}
 
     def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
         specs = []

@@ -121,13 +121,9 @@ class PANNsExtractor(AudioExtractor):
         self.model = Cnn14()
         load_exactly(self.model, read_state_dict(path, nested_key="model"), str(path))
         self.model.eval().to(self.device)
-        self.checkpoint = path
+        self.files = (path,)
         return super().load()
 
-    def weights_digests(self) -> dict[str, str]:
-        from tiva_bench.cache import file_digest
-
-        return {str(self.checkpoint): file_digest(self.checkpoint)}
 
     def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():

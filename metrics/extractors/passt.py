@@ -55,13 +55,9 @@ class PaSSTExtractor(AudioExtractor):
         load_exactly(self.net, read_state_dict(path), str(path))
         self.mel.to(self.device)
         self.net.to(self.device)
-        self.checkpoint = path
+        self.files = (path,)
         return super().load()
 
-    def weights_digests(self) -> dict[str, str]:
-        from tiva_bench.cache import file_digest
-
-        return {str(self.checkpoint): file_digest(self.checkpoint)}
 
     def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
         n = 10 * SAMPLE_RATE

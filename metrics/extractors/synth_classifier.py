@@ -75,13 +75,10 @@ class SynthClassifier(AudioExtractor):
         if missing or unexpected:
             raise TivaBenchError(f"{CHECKPOINT} does not fit the classifier (missing {missing[:3]}, unexpected {unexpected[:3]})", "retrain with scripts/train_synth_classifier.py")
         self.model.eval().to(self.device)
+        self.files = (CHECKPOINT,)
         self._torch = torch
         return super().load()
 
-    def weights_digests(self) -> dict[str, str]:
-        from tiva_bench.cache import file_digest
-
-        return {CHECKPOINT.name: file_digest(CHECKPOINT)}
 
     def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch

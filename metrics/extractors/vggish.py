@@ -99,13 +99,9 @@ class VGGishExtractor(AudioExtractor):
         self.model = VGGishNet()
         load_exactly(self.model, read_state_dict(path), str(path))
         self.model.eval().to(self.device)
-        self.checkpoint = path
+        self.files = (path,)
         return super().load()
 
-    def weights_digests(self) -> dict[str, str]:
-        from tiva_bench.cache import file_digest
-
-        return {str(self.checkpoint): file_digest(self.checkpoint)}
 
     def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
         examples = np.stack([vggish_examples(w) for w in wavs])          # B,E,96,64
