@@ -97,7 +97,8 @@ ADAPTERS.register("tiva", lambda arg: Adapter("tiva", "TiVA" if arg else "TiVA (
 ADAPTERS.register("tiva-tiny", lambda arg: Adapter("tiva-tiny", "TiVA (tiny)", _tiva(None, "tiva-tiny")))
 ADAPTERS.register("tiva-tiny-nolayout", lambda arg: Adapter("tiva-tiny-nolayout", "TiVA (tiny) w/o layout", _tiva(None, "tiva-tiny-nolayout")))
 for _name, _label in (("folder", "outputs"), ("difffoley", "Diff-Foley"), ("specvqgan", "SpecVQGAN"), ("im2wav", "IM2WAV"), ("diffsound", "DiffSound-V")):
-    ADAPTERS.register(_name, (lambda n, lab: lambda arg: Adapter(n, lab if n != "folder" else Path(arg or "outputs").name, _folder(n, arg)))(_name, _label))
+    ADAPTERS.register(_name, (lambda n, lab: lambda arg: Adapter(n if n != "folder" else Path(arg or "outputs").name,
+                                                                  lab if n != "folder" else Path(arg or "outputs").name, _folder(n, arg)))(_name, _label))
 ADAPTERS.register("ground-truth", lambda arg: Adapter("ground-truth", "Ground truth", _from_references(lambda refs, k, sr, seed: dummy.ground_truth(refs[k]))))
 ADAPTERS.register("shuffled", lambda arg: Adapter("shuffled", "Shuffled GT", _from_references(lambda refs, k, sr, seed: dummy.shuffled(refs, k))))
 ADAPTERS.register("shifted", lambda arg: Adapter("shifted", f"GT shifted {float(arg or 0.5):g} s", _from_references(lambda refs, k, sr, seed: dummy.shifted(refs[k], sr, float(arg or 0.5)))))

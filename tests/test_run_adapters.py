@@ -51,3 +51,18 @@ def test_folder_adapter_copies_precomputed_outputs_and_lists_missing(test_split,
 
     summary = get_adapter(f"difffoley={outputs}").generate(folder_items(test_split), tmp_path / "gen", 0)
     assert summary["generated"] == 4 and len(summary["skipped"]) == 2
+
+
+def test_two_folder_systems_keep_their_own_outputs(test_split, tmp_path):
+    a, b = tmp_path / "sysA", tmp_path / "sysB"
+    for folder, lag in ((a, 0), (b, 16000)):
+        folder.mkdir()
+        for p in sorted(test_split.glob("*.wav")):
+            y, sr = sf.read(p, dtype="float32")
+            sf.write(folder / p.name, np.roll(y, lag), sr)
+    cfg = ScoreConfig(metrics=["w_dis"], workers=1)
+    run_models([f"folder={a}", f"folder={b}", f"folder={a}"], tmp_path / "out", test_split, cfg, log=lambda m: None)
+    results = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "out" / "results").glob("*/results.json")}
+    assert set(results) == {"sysA", "sysB", "sysA-2"}
+    assert results["sysA"]["metrics"]["w_dis"]["value"] == 0.0 and results["sysB"]["metrics"]["w_dis"]["value"] > 1.0
+    assert results["sysA-2"]["label"] == "sysA (2)"

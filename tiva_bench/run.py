@@ -37,6 +37,12 @@ def run_models(models: list[str], out: Path, data: str | Path | None = None, cfg
         cfg.cache_dir = str(out / "cache")
     items = folder_items(data)
     adapters = [get_adapter(m) for m in models]  # unknown names fail before any work
+    seen: dict[str, int] = {}
+    for adapter in adapters:  # two systems never share an output folder
+        seen[adapter.name] = seen.get(adapter.name, 0) + 1
+        if seen[adapter.name] > 1:
+            adapter.name = f"{adapter.name}-{seen[adapter.name]}"
+            adapter.label = f"{adapter.label} ({seen[adapter.name.rsplit('-', 1)[0]]})"
     result_dirs, summaries = [], {}
     for adapter in adapters:
         gen_dir = out / "gen" / adapter.name
