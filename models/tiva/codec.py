@@ -75,6 +75,12 @@ class MelIdentityCodec(nn.Module):
     def log_mel(self, wav: torch.Tensor) -> torch.Tensor:
         return self.mel(wav)
 
+    def latent_bounds(self) -> tuple[float, float]:
+        """The range a latent can take: the log-mel floor log(1e-5) and a generous peak (log-mel 6,
+        far above any full-scale signal at these settings). Samplers clip predictions to it."""
+        c = self.cfg
+        return ((float(np.log(1e-5)) - c.latent_shift) / c.latent_scale, (6.0 - c.latent_shift) / c.latent_scale)
+
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """``(B, n)`` -> latent ``(B, f*f, frames/f, n_mels/f)`` (f = ``latent_unshuffle``)."""
         x = ((self.log_mel(wav) - self.cfg.latent_shift) / self.cfg.latent_scale).unsqueeze(1)

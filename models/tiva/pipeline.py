@@ -12,13 +12,34 @@ from diffusers import DPMSolverMultistepScheduler
 from models.tiva.model import TiVAModel
 
 
-def make_scheduler(cfg, sampler: bool = True):
+class BoundedDPMSolver(DPMSolverMultistepScheduler):
+    """DPM-Solver++ whose data predictions are clipped to the latent's known range.
+
+    With a linear beta schedule the final alpha-bar is ~4e-5, so the data prediction
+    ``(x_t - sqrt(1 - a) eps) / sqrt(a)`` multiplies small errors by ~150 at the first steps;
+    clipping to the range the codec can represent removes those outliers (the static form of
+    Imagen's thresholding, which diffusers applies to data predictions through this hook).
+    """
+
+    bounds: tuple[float, float] = (-1.0, 1.0)
+
+    def _threshold_sample(self, sample: torch.Tensor) -> torch.Tensor:
+        return sample.clamp(*self.bounds)
+
+
+def make_scheduler(cfg, sampler: bool = True, bounds: tuple[float, float] | None = None):
+    """The sampler (DPM-Solver++, 2nd order; data predictions clipped to ``bounds`` when given) or,
+    with ``sampler=False``, the DDPM schedule used to noise training samples."""
     from diffusers import DDPMScheduler
 
     kwargs = dict(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule, beta_start=cfg.beta_start, beta_end=cfg.beta_end, prediction_type="epsilon")
-    if sampler:
+    if not sampler:
+        return DDPMScheduler(**kwargs)
+    if bounds is None:
         return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **kwargs)
-    return DDPMScheduler(**kwargs)
+    scheduler = BoundedDPMSolver(algorithm_type="dpmsolver++", solver_order=2, thresholding=True, **kwargs)
+    scheduler.bounds = bounds
+    return scheduler
 
 
 @dataclass
@@ -39,7 +60,8 @@ class TiVAPipeline:
         self.device = torch.device(device)
         self.model.to(self.device)
         self.codec.to(self.device)
-        self.scheduler = make_scheduler(model.cfg)
+        bounds = codec.latent_bounds() if hasattr(codec, "latent_bounds") else None
+        self.scheduler = make_scheduler(model.cfg, bounds=bounds)
 
     @property
     def cfg(self):
