@@ -5,6 +5,7 @@ Models here are randomly initialised: these tests check plumbing and maths, neve
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import subprocess
@@ -20,7 +21,7 @@ from models.tiva.config import preset
 from models.tiva.frame_encoder import build_frame_encoder
 from models.tiva.layout import layout_to_latent_map, mel_layout
 from models.tiva.model import TiVAModel
-from models.tiva.pipeline import TiVAPipeline, make_scheduler
+from models.tiva.pipeline import TiVAPipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,7 +113,7 @@ def test_guidance_one_equals_the_conditional_branch_alone():
     with torch.no_grad():
         s = m.semantic(cls)
         lmap = m.layout_map(m.layout(cls, patch), 1, "cpu")
-        sched = make_scheduler(cfg)
+        sched = copy.deepcopy(pipe.scheduler)  # the same solver (and clipping); the branch logic is under test
         sched.set_timesteps(4)
         x = torch.randn((1, cfg.latent_channels, cfg.latent_time, cfg.latent_freq), generator=torch.Generator().manual_seed(3)) * sched.init_noise_sigma
         for t in sched.timesteps:

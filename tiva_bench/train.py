@@ -142,7 +142,8 @@ class StageLoss(nn.Module):
         noise = torch.randn(batch["latent"].shape, generator=gen).to(device)
         t = torch.randint(0, c.train_timesteps, (b,), generator=gen).to(device)
         noisy = self.noise_scheduler.add_noise(batch["latent"], noise, t)
-        eps_loss = nn.functional.mse_loss(m.generator(noisy, t, s, layout_map), noise)
+        target = noise if c.prediction_type == "epsilon" else self.noise_scheduler.get_velocity(batch["latent"], noise, t)
+        eps_loss = nn.functional.mse_loss(m.generator(noisy, t, s, layout_map), target)
         logs["eps"] = eps_loss.item()
         return eps_loss + self.layout_weight * layout_loss, logs
 

@@ -88,9 +88,11 @@ class MelIdentityCodec(nn.Module):
         return nn.functional.pixel_unshuffle(x, f) if f > 1 else x
 
     def decode_mel(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> log-mel ``(B, frames, n_mels)``, clamped to the range a log-mel can take
+        (below the floor is silence)."""
         f = self.cfg.latent_unshuffle
         x = nn.functional.pixel_shuffle(latents, f) if f > 1 else latents
-        return x[:, 0] * self.cfg.latent_scale + self.cfg.latent_shift
+        return x[:, 0].clamp(*self.latent_bounds()) * self.cfg.latent_scale + self.cfg.latent_shift
 
     @torch.no_grad()
     def vocode(self, log_mel: torch.Tensor, n_samples: int) -> np.ndarray:

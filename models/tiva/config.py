@@ -66,6 +66,7 @@ class TiVAConfig:
     beta_start: float = 0.0015
     beta_end: float = 0.0195
     semantic_dropout: float = 0.1          # share of training samples with s zeroed (for CFG)
+    prediction_type: str = "epsilon"       # epsilon (the paper's DDPM loss) | v_prediction
     steps: int = 25
     guidance: float = 5.0
 
@@ -76,6 +77,8 @@ class TiVAConfig:
             raise ValueError(f"decoder_cls must be all or last, got {self.decoder_cls!r}")
         if self.layout_kind not in ("mel", "onset", "odf"):
             raise ValueError(f"layout_kind must be mel, onset or odf, got {self.layout_kind!r}")
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction_type must be epsilon or v_prediction, got {self.prediction_type!r}")
         if self.semantic_layer not in self.cls_layers:
             raise ValueError("semantic_layer must be one of cls_layers")
         return self
