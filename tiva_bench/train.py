@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+import warnings
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -238,8 +239,10 @@ def train(tc: TrainConfig, progress=None, log=print) -> Path:
             opt.load_state_dict(resume["optimizer"])
             start = int(resume["step"])
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
-        for _ in range(start):
-            sched.step()
+        with warnings.catch_warnings():  # fast-forwarding the schedule on resume, before any optimiser step
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(start):
+                sched.step()
         steps = range(start, total)
         if progress is not None and rank == 0:
             steps = progress(steps, total=total - start)
