@@ -7,7 +7,6 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
-from torch import nn
 
 
 class TiVAGenerator(ModelMixin, ConfigMixin):
@@ -41,6 +40,3 @@ def build_generator(cfg) -> TiVAGenerator:
                          cfg.unet_layers_per_block, cfg.unet_attention_head_dim, cfg.unet_norm_groups,
                          tuple(cfg.unet_down_blocks), tuple(cfg.unet_up_blocks))
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -4,6 +4,7 @@ classifier-free guidance on the semantics -> latents -> 16-kHz waveforms."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -170,7 +171,5 @@ def load_pipeline(checkpoint=None, preset_name: str | None = None, device: str =
     return TiVAPipeline(model, build_codec(cfg, random_init=random_init), encoder, device)
 
 
-from pathlib import Path as _Path  # noqa: E402
-
-ASSETS = _Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parent / "assets"
 SHIPPED = {"tiva-tiny": ASSETS / "tiva-tiny.safetensors", "tiva-tiny-nolayout": ASSETS / "tiva-tiny-nolayout.safetensors"}
