@@ -25,9 +25,12 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from baselines import dummy
-from tiva_bench.errors import ConfigError
-from tiva_bench.registry import Registry
+from tiva_bench.baselines import dummy
+from tiva_bench.baselines.tiva import generate_folder
+from tiva_bench.core.errors import ConfigError
+from tiva_bench.core.registry import Registry
+from tiva_bench.core.audio import decode_audio
+from tiva_bench.core.audio import MEDIA_EXTENSIONS
 
 
 @dataclass
@@ -42,7 +45,6 @@ class Adapter:
 
 
 def _reference_audio(item) -> tuple[np.ndarray, int]:
-    from tiva_bench.audio_io import decode_audio
 
     wav = Path(item.path).with_suffix(".wav")
     return decode_audio(wav if wav.exists() else item.path)
@@ -61,8 +63,6 @@ def _from_references(make: Callable) -> Callable:
 
 def _tiva(checkpoint: str | None, preset: str | None) -> Callable:
     def produce(items, out_dir, seed):
-        from tiva_bench.generate import generate_folder
-
         folder = Path(items[0].path).parent if items else out_dir
         return generate_folder(folder, out_dir, checkpoint=checkpoint, preset_name=preset, seed=seed, quiet=True)
     return produce
@@ -77,7 +77,6 @@ def _folder(name: str, directory: str | None) -> Callable:
         src = Path(directory)
         if not src.is_dir():
             raise ConfigError(f"{name}: {src} is not a folder")
-        from tiva_bench.audio_io import MEDIA_EXTENSIONS
 
         by_stem = {p.stem: p for p in src.rglob("*") if p.suffix.lower() in MEDIA_EXTENSIONS}
         copied, missing = 0, []

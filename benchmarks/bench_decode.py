@@ -1,6 +1,6 @@
 """Decoding speed for the models: frames at 10 fps + audio at 16 kHz from 10-s 25-fps mp4 clips.
 
-Ours: ``tiva_bench.data.load_av_window`` (timestamp-based frame picking that converts only the
+Ours: ``tiva_bench.core.data.load_av_window`` (timestamp-based frame picking that converts only the
 frames it keeps, FFmpeg frame threads, soxr resampling) in worker processes. Peer, measured in the
 same run: the naive loop -- convert every decoded frame to RGB, keep every 2.5th, decode the audio
 track and resample with librosa -- in one process, and ours in one process for a per-core ratio.
@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tiva_bench.data import VideoItem, load_av_window  # noqa: E402
-from tiva_bench.media_write import write_video  # noqa: E402
+from tiva_bench.core.data import VideoItem, load_av_window  # noqa: E402
+from tiva_bench.core.media_write import write_video  # noqa: E402
 
 
 def make_clip(path: Path, seed: int, width: int, height: int) -> None:

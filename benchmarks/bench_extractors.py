@@ -26,12 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 def random_instance(name: str, device: str):
     """An extractor with random weights (timing only)."""
-    from metrics.extractors import EXTRACTORS
-    from metrics.extractors.melception import build_melception
-    from metrics.extractors.panns import Cnn14
-    from metrics.extractors.passt import build_passt
-    from metrics.extractors.synth_classifier import SynthClassifier
-    from metrics.extractors.vggish import VGGishNet
+    from tiva_bench.metrics.extractors import EXTRACTORS
+    from tiva_bench.metrics.extractors.melception import build_melception
+    from tiva_bench.metrics.extractors.panns import Cnn14
+    from tiva_bench.metrics.extractors.passt import build_passt
+    from tiva_bench.metrics.extractors.synth_classifier import SynthClassifier
+    from tiva_bench.metrics.extractors.vggish import VGGishNet
 
     spec = EXTRACTORS.get(name)
     module, _, cls = spec.target.partition(":")

@@ -74,7 +74,7 @@ def dtw_step(folder: Path, n: int) -> tuple[float, float]:
     import librosa
     from fastdtw import fastdtw
 
-    from metrics.functional.sync import dtw_cost
+    from tiva_bench.metrics.functional.sync import dtw_cost
 
     odfs = []
     for i in range(n):

@@ -27,11 +27,11 @@ PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "40
 
 
 def build(args):
-    from models.tiva.codec import build_codec
-    from models.tiva.model import TiVAModel
-    from models.tiva.pipeline import SHIPPED, TiVAPipeline
+    from tiva_bench.models.tiva.codec import build_codec
+    from tiva_bench.models.tiva.model import TiVAModel
+    from tiva_bench.models.tiva.pipeline import SHIPPED, TiVAPipeline
 
-    from models.tiva.config import preset
+    from tiva_bench.models.tiva.config import preset
 
     if args.checkpoint or args.preset in SHIPPED:
         model = TiVAModel.load(args.checkpoint or SHIPPED[args.preset])

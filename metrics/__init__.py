@@ -1,8 +1,8 @@
-"""tiva-bench metrics: pure maths in ``metrics.functional``, thin classes, and the registry.
+"""tiva-bench metrics: pure maths in ``tiva_bench.metrics.functional``, thin classes, and the registry.
 
 Package-level functions take numpy arrays and return floats with DESIGN.md's defaults::
 
-    import metrics
+    from tiva_bench import metrics
     metrics.w_dis(gen_wav, ref_wav, sr)            # frames, lower is better
     metrics.dtw_dis(gen_wav, ref_wav, sr)
     metrics.frechet_distance(gen_feats, ref_feats)  # (n, d) arrays
@@ -10,18 +10,18 @@ Package-level functions take numpy arrays and return floats with DESIGN.md's def
     metrics.inception_score(logits, splits=10)      # -> (mean, std)
 """
 
-from metrics.distribution import CosineSimilarity, FrechetDistance, InceptionScore, KLDivergence
-from metrics.functional import UndefinedMetric
-from metrics.functional.distribution import (
+from tiva_bench.metrics.distribution import CosineSimilarity, FrechetDistance, InceptionScore, KLDivergence
+from tiva_bench.metrics.functional import UndefinedMetric
+from tiva_bench.metrics.functional.distribution import (
     FewSamplesWarning,
     frechet_distance,
     inception_score,
     kl_divergence,
     kl_divergence_sigmoid,
 )
-from metrics.functional.similarity import cosine_similarity_score
-from metrics.registry import METRICS, MetricSpec, resolve_metrics
-from metrics.sync import DTWDis, UndefinedMetricWarning, WDis, dtw_dis, onset_acc_ap, w_dis
+from tiva_bench.metrics.functional.similarity import cosine_similarity_score
+from tiva_bench.metrics.registry import METRICS, MetricSpec, resolve_metrics
+from tiva_bench.metrics.sync import DTWDis, UndefinedMetricWarning, WDis, dtw_dis, onset_acc_ap, w_dis
 
 __all__ = [
     "METRICS",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.functional.distribution import (
+from tiva_bench.metrics.functional.distribution import (
     GaussianStats,
     frechet_distance_from_stats,
     inception_score,
     kl_divergence,
     kl_divergence_sigmoid,
 )
-from metrics.functional.similarity import cosine_similarity_score
+from tiva_bench.metrics.functional.similarity import cosine_similarity_score
 
 
 class FrechetDistance:

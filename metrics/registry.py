@@ -9,9 +9,9 @@ value of the group exists for the pair, or puts an ``UndefinedMetric`` instance 
 value that does not exist (W-dis on a silent clip, while DTW-dis is still defined).
 
 Set metrics (FAD, KL, IS, class agreement) are computed once per set from the outputs of an
-extractor (``metrics.extractors``) over every scored clip; ``group`` then names the set function.
+extractor (``tiva_bench.metrics.extractors``) over every scored clip; ``group`` then names the set function.
 
-Adding a clip metric: one function in ``metrics.functional``, one group function here, one
+Adding a clip metric: one function in ``tiva_bench.metrics.functional``, one group function here, one
 ``MetricSpec`` line, one test against an independent reference.
 """
 
@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from metrics.functional.common import UndefinedMetric
-from metrics.functional.distribution import frechet_distance, inception_score, kl_divergence, kl_divergence_sigmoid
-from metrics.functional.similarity import cosine_similarity_score
-from metrics.functional.onsets import onset_metrics
-from metrics.functional.sync import dtw_dis_from_odf, energy_l1_from_wav, onset_strength, w_dis_from_odf
-from tiva_bench.registry import Registry
+from tiva_bench.metrics.functional.common import UndefinedMetric
+from tiva_bench.metrics.functional.distribution import frechet_distance, inception_score, kl_divergence, kl_divergence_sigmoid
+from tiva_bench.metrics.functional.similarity import cosine_similarity_score
+from tiva_bench.metrics.functional.onsets import onset_metrics
+from tiva_bench.metrics.functional.sync import dtw_dis_from_odf, energy_l1_from_wav, onset_strength, w_dis_from_odf
+from tiva_bench.core.registry import Registry
 
 WaveAt = Callable[[int], np.ndarray]
 

@@ -7,10 +7,10 @@ import warnings
 
 import numpy as np
 
-from metrics.functional.common import UndefinedMetric
-from metrics.functional.onsets import onset_metrics as _onset_metrics
-from metrics.functional.signal import crop_or_pad, resample
-from metrics.functional.sync import dtw_dis_from_odf, onset_strength, w_dis_from_odf
+from tiva_bench.metrics.functional.common import UndefinedMetric
+from tiva_bench.metrics.functional.onsets import onset_metrics as _onset_metrics
+from tiva_bench.core.signal import crop_or_pad, resample
+from tiva_bench.metrics.functional.sync import dtw_dis_from_odf, onset_strength, w_dis_from_odf
 
 
 class UndefinedMetricWarning(UserWarning):

@@ -15,7 +15,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from tiva_bench.results import load_results
+from tiva_bench.core.results import load_results
+from tiva_bench.core.errors import ConfigError
 
 
 def summary_frame(results: Iterable[dict], metrics: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, dict]]:
@@ -40,7 +41,6 @@ def summary_frame(results: Iterable[dict], metrics: list[str] | None = None) -> 
     if metrics:
         missing = [m for m in metrics if m not in frame.columns]
         if missing:
-            from tiva_bench.errors import ConfigError
 
             raise ConfigError(f"metrics not in the results: {', '.join(missing)} (present: {', '.join(frame.columns)})")
         frame = frame[metrics]

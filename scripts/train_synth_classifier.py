@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from metrics.extractors.synth_classifier import CHECKPOINT, build_model  # noqa: E402
+from tiva_bench.metrics.extractors.synth_classifier import CHECKPOINT, build_model  # noqa: E402
 from tiva_bench.synthetic import CLASS_NAMES, clip_seed, make_scene, render_audio  # noqa: E402
 
 

@@ -59,7 +59,7 @@ def main() -> None:
             raise SystemExit(f"training {name} failed; see {work / (name + '.log')}")
         print(f"{name}: done after {time.time() - started:.0f} s", flush=True)
 
-    from models.tiva.model import TiVAModel, checkpoint_extra
+    from tiva_bench.models.tiva.model import TiVAModel, checkpoint_extra
 
     ASSETS.mkdir(parents=True, exist_ok=True)
     for name in jobs:

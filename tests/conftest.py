@@ -38,7 +38,7 @@ def media_pair_dirs(tmp_path):
     """GEN and REF folders with good, silent, corrupt, empty, NaN, mismatched and non-media files."""
     import soundfile as sf
 
-    from tiva_bench.media_write import write_video
+    from tiva_bench.core.media_write import write_video
 
     gen, ref = tmp_path / "gen", tmp_path / "ref"
     (gen / "sub").mkdir(parents=True)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tiva_bench.audio_io import AudioClip, crop_or_pad, decode_audio, resample
-from tiva_bench.errors import InputError
-from tiva_bench.media_write import write_audio, write_video
+from tiva_bench.core.audio import AudioClip, crop_or_pad, decode_audio, resample
+from tiva_bench.core.errors import InputError
+from tiva_bench.core.media_write import write_audio, write_video
 from tests.conftest import SR, clicks
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.extractors.loading import CheckpointMismatch
-from metrics.extractors.panns import Cnn14, PANNsExtractor
-from metrics.extractors.vggish import VGGishExtractor, VGGishNet, vggish_examples
+from tiva_bench.metrics.extractors.loading import CheckpointMismatch
+from tiva_bench.metrics.extractors.panns import Cnn14, PANNsExtractor
+from tiva_bench.metrics.extractors.vggish import VGGishExtractor, VGGishNet, vggish_examples
 
 
 def vggish_official_map() -> dict[str, tuple]:
@@ -165,7 +165,7 @@ def test_melception_is_inception_v3_with_a_one_channel_stem_and_309_classes(tmp_
     channel and the two early max-pools removed (parameter-free, so absent from the key map)."""
     from torchvision.models.inception import Inception3
 
-    from metrics.extractors.melception import MelceptionExtractor, build_melception
+    from tiva_bench.metrics.extractors.melception import MelceptionExtractor, build_melception
 
     upstream = {k: tuple(v.shape) for k, v in Inception3(num_classes=309, aux_logits=True, init_weights=False).state_dict().items()}
     upstream["Conv2d_1a_3x3.conv.weight"] = (32, 1, 3, 3)
@@ -178,7 +178,7 @@ def test_melception_is_inception_v3_with_a_one_channel_stem_and_309_classes(tmp_
     assert out["embedding"].shape == (2, 2048) and out["logits"].shape == (2, 309)
     np.testing.assert_allclose(out["logits"] - out["logits_unbiased"], np.broadcast_to(ex.model.fc.bias.detach().numpy(), (2, 309)), atol=1e-4)
     np.savetxt(tmp_path / "bad_stats.txt", np.ones((64, 2)))
-    from tiva_bench.errors import TivaBenchError
+    from tiva_bench.core.errors import TivaBenchError
 
     with pytest.raises(TivaBenchError, match="expected"):
         MelceptionExtractor().load(checkpoint=tmp_path / "melception.pt", stats=tmp_path / "bad_stats.txt")
@@ -186,7 +186,7 @@ def test_melception_is_inception_v3_with_a_one_channel_stem_and_309_classes(tmp_
 
 def test_melception_front_end_matches_a_numpy_reference():
     librosa = pytest.importorskip("librosa")
-    from metrics.extractors.melception import melception_spectrogram
+    from tiva_bench.metrics.extractors.melception import melception_spectrogram
 
     wav = (np.random.default_rng(3).standard_normal(22050) * 0.2).astype(np.float32)
     padded = np.pad(wav.astype(np.float64), (512, 512), mode="reflect")
@@ -200,7 +200,7 @@ def test_melception_front_end_matches_a_numpy_reference():
 
 def test_passt_is_hear21passt_with_the_10s_positional_grid(tmp_path):
     pytest.importorskip("hear21passt")
-    from metrics.extractors.passt import PaSSTExtractor, build_passt
+    from tiva_bench.metrics.extractors.passt import PaSSTExtractor, build_passt
 
     _, net = build_passt()
     shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
@@ -248,7 +248,7 @@ def imagebind_official_av_map() -> dict[str, tuple]:
 
 
 def test_imagebind_towers_have_the_official_key_map_and_sizes():
-    from metrics.extractors.imagebind import ImageBindAV
+    from tiva_bench.metrics.extractors.imagebind import ImageBindAV
 
     with torch.device("meta"):
         model = ImageBindAV()
@@ -261,7 +261,7 @@ def test_imagebind_towers_have_the_official_key_map_and_sizes():
 
 def test_imagebind_loader_skips_other_modalities_and_refuses_strangers(tmp_path):
     """The loading path at small widths (the full-size key map is checked above)."""
-    import metrics.extractors.imagebind as ib
+    import tiva_bench.metrics.extractors.imagebind as ib
 
     small = dict(vision_dim=32, vision_depth=1, vision_heads=2, audio_dim=16, audio_depth=1, audio_heads=2, out_dim=8)
     state = dict(ib.ImageBindAV(**small).state_dict())
@@ -281,7 +281,7 @@ def test_imagebind_loader_skips_other_modalities_and_refuses_strangers(tmp_path)
 
 
 def test_imagebind_preprocessing_clip_layout():
-    from metrics.extractors.imagebind import audio_clips, clip_starts, video_clips
+    from tiva_bench.metrics.extractors.imagebind import audio_clips, clip_starts, video_clips
 
     assert clip_starts(8.0, 3) == [0.0, 2.0, 4.0]
     assert clip_starts(10.0, 5) == pytest.approx([0.0, 1.6, 3.2, 4.8, 6.4])
@@ -297,11 +297,11 @@ def test_imagebind_preprocessing_clip_layout():
 def test_imagebind_score_plumbing_through_the_runner(tmp_path, monkeypatch):
     """Random small towers (plumbing only): the runner pairs each generated clip with its video
     (a video beside the reference wav) and the score equals the mean cosine computed directly."""
-    import metrics.extractors.imagebind as ib
+    import tiva_bench.metrics.extractors.imagebind as ib
     from tiva_bench import synthetic
     from tiva_bench.config import ScoreConfig
     from tiva_bench.runner import score_folders
-    from tiva_bench.weights import WEIGHTS
+    from tiva_bench.core.weights import WEIGHTS
 
     small = dict(vision_dim=32, vision_depth=1, vision_heads=2, audio_dim=16, audio_depth=1, audio_heads=2, out_dim=8)
     monkeypatch.setattr(ib.ImageBindExtractor, "arch", small)
@@ -317,7 +317,7 @@ def test_imagebind_score_plumbing_through_the_runner(tmp_path, monkeypatch):
     ex = ib.ImageBindExtractor()
     ex.load()
     names = sorted(p.stem for p in ref.glob("*.wav"))
-    from tiva_bench.audio_io import AudioClip
+    from tiva_bench.core.audio import AudioClip
 
     audio = ex(np.stack([AudioClip.load(ref / f"{n}.wav", 8.0).at(16000) for n in names]))["embedding"]
     video = ex.embed_videos([ref / f"{n}.mp4" for n in names])

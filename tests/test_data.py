@@ -7,10 +7,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tiva_bench import data
-from tiva_bench.errors import InputError
-from tiva_bench.media_write import write_video
-from tiva_bench.video_io import clip_preprocess, decode_frames
+from tiva_bench.core import data
+from tiva_bench.core.errors import InputError
+from tiva_bench.core.media_write import write_video
+from tiva_bench.core.video import clip_preprocess, decode_frames
 from tests.conftest import clicks
 
 
@@ -136,7 +136,7 @@ def test_shards_partition_the_items():
 def test_clip_feature_cache_plumbing_with_random_init_encoder(tmp_path):
     """Shapes, caching and resumption only; a random-init encoder's features are never reported."""
     pytest.importorskip("open_clip")
-    from models.tiva.clip_encoder import CLIPFrameEncoder
+    from tiva_bench.models.tiva.clip_encoder import CLIPFrameEncoder
     from tiva_bench.clip_features import clip_cache, extract_clip_features, load_clip_features
 
     vids = tmp_path / "v"

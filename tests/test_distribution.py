@@ -7,8 +7,8 @@ import pytest
 import scipy.linalg
 import scipy.special
 
-import metrics
-from metrics.functional import GaussianStats, UndefinedMetric, trace_sqrt_product
+from tiva_bench import metrics
+from tiva_bench.metrics.functional import GaussianStats, UndefinedMetric, trace_sqrt_product
 
 
 def fd_reference(a, b):
@@ -31,7 +31,7 @@ def test_frechet_identical_sets_is_zero_and_diagonal_closed_form(rng):
     mu1, mu2 = np.arange(4.0), np.ones(4)
     v1, v2 = np.array([1.0, 2.0, 3.0, 4.0]), np.array([4.0, 1.0, 1.0, 9.0])
     expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()
-    from metrics.functional import frechet_distance_from_stats
+    from tiva_bench.metrics.functional import frechet_distance_from_stats
 
     assert frechet_distance_from_stats(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metrics.functional import UndefinedMetric
-from metrics.functional.onsets import average_precision, onset_metrics, onset_nms
+from tiva_bench.metrics.functional import UndefinedMetric
+from tiva_bench.metrics.functional.onsets import average_precision, onset_metrics, onset_nms
 from tests.conftest import clicks
 
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from tiva_bench.config import PairingConfig, load_config
-from tiva_bench.errors import ConfigError, UnknownNameError
+from tiva_bench.core.errors import ConfigError, UnknownNameError
 from tiva_bench.pairing import pair_folders
 
 
@@ -71,7 +71,7 @@ def test_config_overrides_types_and_errors(tmp_path):
 
 
 def test_registry_suggests_close_names():
-    from metrics.registry import METRICS
+    from tiva_bench.metrics.registry import METRICS
 
     with pytest.raises(UnknownNameError, match="did you mean 'w_dis'"):
         METRICS.get("wdis")

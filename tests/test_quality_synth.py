@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from metrics.extractors import EXTRACTORS, get_extractor
-from metrics.extractors.synth_classifier import CHECKPOINT, checkpoint_metadata
+from tiva_bench.metrics.extractors import EXTRACTORS, get_extractor
+from tiva_bench.metrics.extractors.synth_classifier import CHECKPOINT, checkpoint_metadata
 from tiva_bench import synthetic
 from tiva_bench.config import ScoreConfig
 from tiva_bench.runner import score_folders

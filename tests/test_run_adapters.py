@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from baselines.adapters import get_adapter
+from tiva_bench.baselines.adapters import get_adapter
 from tiva_bench import synthetic
 from tiva_bench.config import ScoreConfig
-from tiva_bench.errors import ConfigError, UnknownNameError
+from tiva_bench.core.errors import ConfigError, UnknownNameError
 from tiva_bench.run import run_models
 
 
@@ -47,7 +47,7 @@ def test_folder_adapter_copies_precomputed_outputs_and_lists_missing(test_split,
     for p in sorted(test_split.glob("*.wav"))[:4]:
         y, sr = sf.read(p, dtype="float32")
         sf.write(outputs / p.name, np.roll(y, 4000), sr)
-    from tiva_bench.data import folder_items
+    from tiva_bench.core.data import folder_items
 
     summary = get_adapter(f"difffoley={outputs}").generate(folder_items(test_split), tmp_path / "gen", 0)
     assert summary["generated"] == 4 and len(summary["skipped"]) == 2

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-import metrics
-from metrics.functional import UndefinedMetric
-from metrics.functional.sync import (
+from tiva_bench import metrics
+from tiva_bench.metrics.functional import UndefinedMetric
+from tiva_bench.metrics.functional.sync import (
     dtw_cost,
     dtw_dis_from_odf,
     energy_envelope,

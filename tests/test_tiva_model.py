@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.tiva.codec import build_codec
-from models.tiva.config import preset
-from models.tiva.frame_encoder import build_frame_encoder
-from models.tiva.layout import layout_to_latent_map, mel_layout
-from models.tiva.model import TiVAModel
-from models.tiva.pipeline import TiVAPipeline
+from tiva_bench.models.tiva.codec import build_codec
+from tiva_bench.models.tiva.config import preset
+from tiva_bench.models.tiva.frame_encoder import build_frame_encoder
+from tiva_bench.models.tiva.layout import layout_to_latent_map, mel_layout
+from tiva_bench.models.tiva.model import TiVAModel
+from tiva_bench.models.tiva.pipeline import TiVAPipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,7 +139,7 @@ def test_switches_for_ablations():
 
 def test_joint_stage_gradients_reach_t_s_g_but_not_clip():
     pytest.importorskip("open_clip")
-    from models.tiva.clip_encoder import CLIPFrameEncoder
+    from tiva_bench.models.tiva.clip_encoder import CLIPFrameEncoder
     from tiva_bench.train import StageLoss, trainable
 
     # 4 frames instead of 102 keep the CLIP forward cheap; the property does not depend on it

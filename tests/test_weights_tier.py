@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tiva_bench.weights import CHECKPOINTS, WEIGHTS
+from tiva_bench.core.weights import CHECKPOINTS, WEIGHTS
 
 pytestmark = pytest.mark.weights
 
@@ -41,8 +41,8 @@ def clips(sr: int, n: int = 6) -> np.ndarray:
 def test_backbone_behaviour_with_real_weights(backbone, weights):
     if any(WEIGHTS.find(w) is None for w in weights):
         pytest.skip(f"weights not on disk: {weights}")
-    from metrics import frechet_distance, kl_divergence
-    from metrics.extractors import get_extractor
+    from tiva_bench.metrics import frechet_distance, kl_divergence
+    from tiva_bench.metrics.extractors import get_extractor
 
     ex = get_extractor(backbone, batch_size=3).load()
     x = clips(ex.spec.sample_rate)

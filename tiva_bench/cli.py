@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 from tiva_bench import __version__
-from tiva_bench.errors import ConfigError, NothingToScoreError, TivaBenchError
+from tiva_bench.core.errors import ConfigError, NothingToScoreError, TivaBenchError
 
 EXIT_OK, EXIT_STRICT, EXIT_USAGE, EXIT_NOTHING, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_summary(results, out_dir: str | None) -> None:
-    from reports.tables import render_markdown, summary_frame
+    from tiva_bench.reports.tables import render_markdown, summary_frame
 
     frame, info = summary_frame([results.to_dict()])
     print(render_markdown(frame, info, decimals=3), end="")
@@ -175,7 +175,7 @@ def _print_summary(results, out_dir: str | None) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from metrics.registry import METRICS
+    from tiva_bench.metrics.registry import METRICS
     from tiva_bench.config import load_config
 
     if args.list:
@@ -197,7 +197,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.recompute:
         overrides.append("recompute=true")
     cfg = load_config(args.config, overrides)
-    from metrics.registry import resolve_metrics
+    from tiva_bench.metrics.registry import resolve_metrics
 
     resolve_metrics(cfg.metrics)  # unknown names fail before any decoding
     from tiva_bench.runner import score_folders
@@ -221,7 +221,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.tables import write_tables
+    from tiva_bench.reports.tables import write_tables
 
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     paths = write_tables(args.results, args.out, metrics, args.decimals, args.name, args.caption)
@@ -271,9 +271,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_clip_features(args: argparse.Namespace) -> int:
-    from tiva_bench import data
+    from tiva_bench.core import data
     from tiva_bench.clip_features import clip_cache, extract_clip_features
-    from tiva_bench.weights import WEIGHTS
+    from tiva_bench.core.weights import WEIGHTS
 
     try:
         index, count = (int(x) for x in args.shard.split("/"))
@@ -289,7 +289,7 @@ def cmd_clip_features(args: argparse.Namespace) -> int:
             raise ConfigError("--vggsound needs --root DIR (where the clips are)")
         items, missing = data.vggsound_items(args.vggsound, args.root, args.split)
     items = data.shard(items, index, count)
-    from models.tiva.clip_encoder import CLIPFrameEncoder
+    from tiva_bench.models.tiva.clip_encoder import CLIPFrameEncoder
 
     encoder = CLIPFrameEncoder(checkpoint=checkpoint).to(args.device)
     cache = clip_cache(encoder, policy=args.window_policy, root=args.cache_dir, recompute=args.recompute)
@@ -308,7 +308,7 @@ def cmd_clip_features(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from tiva_bench.weights import CHECKPOINTS, WEIGHTS
+    from tiva_bench.core.weights import CHECKPOINTS, WEIGHTS
 
     for folder in args.weights_dir:
         WEIGHTS.add_dir(folder)
@@ -360,7 +360,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from tiva_bench.generate import generate_folder
+    from tiva_bench.baselines.tiva import generate_folder
 
     summary = generate_folder(args.videos, args.out, checkpoint=args.checkpoint, preset_name=args.preset, seed=args.seed, steps=args.steps,
                               guidance=args.guidance, use_layout=False if args.no_layout else None, use_semantics=not args.no_semantics,
@@ -385,7 +385,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.window is not None:
         cfg.audio.window_s = args.window
     cfg.validate()
-    from metrics.registry import resolve_metrics
+    from tiva_bench.metrics.registry import resolve_metrics
 
     resolve_metrics(cfg.metrics)
     table = run_models([m.strip() for m in args.models.split(",") if m.strip()], Path(args.out), args.data, cfg, seed=args.seed,

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tiva_bench.cache import FeatureCache, file_digest
-from tiva_bench.data import FPS, WINDOW_S, VideoItem, load_av_window
-from tiva_bench.errors import InputError
-from tiva_bench.video_io import clip_preprocess
+from tiva_bench.core.cache import FeatureCache, file_digest
+from tiva_bench.core.data import FPS, WINDOW_S, VideoItem, load_av_window
+from tiva_bench.core.errors import InputError
+from tiva_bench.core.video import clip_preprocess
 
 
 @dataclass

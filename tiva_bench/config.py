@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tiva_bench.errors import ConfigError
+from tiva_bench.core.errors import ConfigError
 
 
 @dataclass

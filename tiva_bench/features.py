@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from tiva_bench.cache import FeatureCache
+from tiva_bench.core.cache import FeatureCache
 
 
 class FeatureCollector:

@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tiva_bench.audio_io import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS
+from tiva_bench.core.audio import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS
 from tiva_bench.config import PairingConfig
-from tiva_bench.errors import ConfigError, InputError
+from tiva_bench.core.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)

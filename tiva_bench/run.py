@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from baselines.adapters import get_adapter
-from reports.tables import write_tables
+from tiva_bench.baselines.adapters import get_adapter
+from tiva_bench.reports.tables import write_tables
 from tiva_bench import synthetic
 from tiva_bench.config import ScoreConfig
-from tiva_bench.data import folder_items
-from tiva_bench.errors import NothingToScoreError
+from tiva_bench.core.data import folder_items
+from tiva_bench.core.errors import NothingToScoreError
 from tiva_bench.runner import score_folders
 
 DEFAULT_METRICS = ["w_dis", "dtw_dis", "onset_acc", "onset_ap", "energy_l1", "fad_synth", "kl_synth", "is_synth", "class_acc"]

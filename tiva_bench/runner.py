@@ -21,16 +21,17 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from metrics.functional.common import UndefinedMetric
-from metrics.extractors import EXTRACTORS, get_extractor
-from metrics.registry import GROUPS, SET_FUNCTIONS, MetricSpec, resolve_metrics
-from tiva_bench.audio_io import AudioClip
-from tiva_bench.cache import FeatureCache, file_digest
+from tiva_bench.metrics.functional.common import UndefinedMetric
+from tiva_bench.metrics.extractors import EXTRACTORS, get_extractor
+from tiva_bench.metrics.registry import GROUPS, SET_FUNCTIONS, MetricSpec, resolve_metrics
+from tiva_bench.core.audio import AudioClip
 from tiva_bench.features import FeatureCollector
 from tiva_bench.config import ScoreConfig, to_dict
-from tiva_bench.errors import InputError, NothingToScoreError
+from tiva_bench.core.errors import InputError, NothingToScoreError
 from tiva_bench.pairing import Pair, pair_folders
-from tiva_bench.results import ClipResult, Results, SetValue, aggregate, provenance, utc_now
+from tiva_bench.core.results import ClipResult, Results, SetValue, aggregate, provenance, utc_now
+from tiva_bench.core.cache import FeatureCache, file_digest
+from tiva_bench.core.audio import VIDEO_EXTENSIONS
 
 # worker-process state, set once per worker by _init_worker
 _STATE: dict = {}
@@ -39,7 +40,6 @@ _STATE: dict = {}
 def _video_for(pair: Pair, videos_dir: str) -> str | None:
     """The video of a clip: ``videos_dir/<key>.<ext>``, else the reference if it is a video, else
     a video beside the reference with the same stem."""
-    from tiva_bench.audio_io import VIDEO_EXTENSIONS
 
     candidates = []
     if videos_dir:
@@ -132,7 +132,7 @@ def _pool_context():
     once, safe with threads in the parent), else spawn."""
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["numpy", "scipy.signal", "librosa", "soxr", "soundfile", "av", "metrics.registry", "tiva_bench.runner"])
+        ctx.set_forkserver_preload(["numpy", "scipy.signal", "librosa", "soxr", "soundfile", "av", "tiva_bench.metrics.registry", "tiva_bench.runner"])
         return ctx
     return mp.get_context("spawn")
 
@@ -184,7 +184,7 @@ def score_folders(
     started, t0 = utc_now(), time.perf_counter()
     # backbones load first: missing weights fail in seconds, before any decoding
     extractors = {name: get_extractor(name, cfg.device, cfg.batch_size).load() for name in dict.fromkeys(s.extractor for s in set_specs)}
-    caches = {name: FeatureCache.for_extractor(EXTRACTORS.get(name), cfg.audio.window_s, cfg.cache_dir or None, cfg.recompute) for name in extractors}
+    caches = {name: _feature_cache(ex, cfg) for name, ex in extractors.items()}
     collector = FeatureCollector(extractors, caches, cfg.batch_size)
     pairing = pair_folders(gen_dir, ref_dir, cfg.pairing)
     skipped = [asdict(s) for s in pairing.skipped]
@@ -234,9 +234,19 @@ def score_folders(
     )
 
 
+def _feature_cache(extractor, cfg: ScoreConfig) -> FeatureCache:
+    """The cache of one loaded extractor: keyed by everything that changes its outputs."""
+    spec = extractor.spec
+    settings = {"name": spec.name, "version": spec.version, "sample_rate": spec.sample_rate, "frontend": spec.frontend,
+                "window_s": cfg.audio.window_s, "weights_sha256": extractor.weights_digests(), "device": str(cfg.device),
+                "dtype": str(getattr(extractor, "dtype", "float32"))}
+    cache = FeatureCache(spec.name, settings, cfg.cache_dir or None, cfg.recompute)
+    cache.spec = spec
+    return cache
+
+
 def _imagebind_inputs(collector: FeatureCollector, rows: list[int], gen: dict, warnings: list[str]):
     """Replace the reference side by the clips' video embeddings (cached by video content)."""
-    from tiva_bench.cache import FeatureCache, file_digest
 
     extractor = collector.extractors["imagebind"]
     cache = FeatureCache("imagebind_vision", {"version": extractor.spec.version, "frontend": extractor.spec.frontend}, collector.caches["imagebind"].dir.parent.parent)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from tiva_bench.synth_audio import CLASS_NAMES, SAMPLE_RATE, render_clip
+from tiva_bench.core.media_write import write_video
 
 FPS = 10
 FRAME_SIZE = 64
@@ -233,7 +234,6 @@ def write_clip(scene: Scene, folder: Path) -> dict:
     """Write ``<clip>.mp4``, ``<clip>.wav`` and ``<clip>.json`` into ``folder``; returns the metadata."""
     import soundfile as sf
 
-    from tiva_bench.media_write import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     wav = render_audio(scene)

@@ -30,12 +30,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.tiva.config import TiVAConfig, preset
-from models.tiva.model import TiVAModel
-from models.tiva.pipeline import make_scheduler
-from tiva_bench.cache import FeatureCache, file_digest
-from tiva_bench.data import VideoItem, folder_items, load_av_window
-from tiva_bench.errors import InputError, TivaBenchError
+from tiva_bench.models.tiva.config import TiVAConfig, preset
+from tiva_bench.models.tiva.model import TiVAModel
+from tiva_bench.models.tiva.pipeline import make_scheduler
+from tiva_bench.core.cache import FeatureCache, file_digest
+from tiva_bench.core.data import VideoItem, folder_items, load_av_window
+from tiva_bench.core.errors import InputError, TivaBenchError
+from tiva_bench.models.tiva.model import checkpoint_extra
+from tiva_bench.models.tiva.layout import extract_layout
+from tiva_bench.models.tiva.frame_encoder import build_frame_encoder
+from tiva_bench.models.tiva.codec import build_codec
 
 STAGES = ("layout", "generator", "joint")
 
@@ -71,7 +75,6 @@ def prepare_features(items: list[VideoItem], cfg: TiVAConfig, frame_encoder, cod
 
     Returns the cache files in item order and the skipped clips with reasons.
     """
-    from models.tiva.layout import extract_layout
 
     files, skipped = [], []
     iterator = progress(items, total=len(items)) if progress else items
@@ -190,7 +193,6 @@ def train(tc: TrainConfig, progress=None, log=print) -> Path:
     ckpt_path, state_path, loss_path = out / "checkpoint.safetensors", out / "train_state.pt", out / "losses.csv"
     resume = None
     if ckpt_path.exists() and not state_path.exists():
-        from models.tiva.model import checkpoint_extra
 
         if checkpoint_extra(ckpt_path).get("stage") == "done":
             log(f"{ckpt_path} is already fully trained; nothing to do (use another --out to train again)")
@@ -207,8 +209,6 @@ def train(tc: TrainConfig, progress=None, log=print) -> Path:
     cfg = model.cfg
     model.to(device)
 
-    from models.tiva.codec import build_codec
-    from models.tiva.frame_encoder import build_frame_encoder
 
     items = folder_items(tc.data)
     if not items:

@@ -5,7 +5,7 @@ dependencies and loads its weights only in ``load()``, and maps a batch of mono 
 ``(B, n)`` at its sample rate to named outputs ``{"embedding": (B, d), "logits": (B, C), ...}``.
 """
 
-from metrics.extractors.base import EXTRACTORS, AudioExtractor, ExtractorSpec, _register_backbones, get_extractor
+from tiva_bench.metrics.extractors.base import EXTRACTORS, AudioExtractor, ExtractorSpec, _register_backbones, get_extractor
 
 _register_backbones()
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from tiva_bench.registry import Registry
+from tiva_bench.core.registry import Registry
+from tiva_bench.core.cache import file_digest
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,6 @@ class AudioExtractor:
 
     def weights_digests(self) -> dict[str, str]:
         """SHA-256 of each checkpoint file used (recorded in results for provenance)."""
-        from tiva_bench.cache import file_digest
 
         return {str(p): file_digest(p) for p in self.files}
 
@@ -91,7 +91,7 @@ register(ExtractorSpec(
     name="synth_classifier", version="1", sample_rate=16000, window_s=10.24,
     outputs={"embedding": 128, "logits": 5},
     frontend={"n_fft": 1024, "hop_length": 320, "n_mels": 64, "fmin": 0, "fmax": 8000, "log_floor": 1e-5},
-    target="metrics.extractors.synth_classifier:SynthClassifier",
+    target="tiva_bench.metrics.extractors.synth_classifier:SynthClassifier",
     classes=("bell", "drum", "whistle", "crackle", "thunder"),
 ))
 
@@ -101,4 +101,4 @@ def _register_backbones() -> None:
     import importlib
 
     for module in ("vggish", "panns", "melception", "passt", "imagebind"):
-        importlib.import_module(f"metrics.extractors.{module}")
+        importlib.import_module(f"tiva_bench.metrics.extractors.{module}")

@@ -23,7 +23,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.core.weights import WEIGHTS
+from tiva_bench.core.video import decode_frames
 
 AUDIO_SR, N_MELS, TARGET_FRAMES, FB_MEAN, FB_STD = 16000, 128, 204, -4.268, 9.138
 CLIP_S, AUDIO_CLIPS, VIDEO_CLIPS = 2.0, 3, 5
@@ -191,7 +193,7 @@ def video_clips(frames: np.ndarray, times_s: np.ndarray, duration_s: float) -> t
 SPEC = register(ExtractorSpec(
     name="imagebind", version="1", sample_rate=AUDIO_SR, window_s=8.0, outputs={"embedding": 1024}, weights=("imagebind_huge",),
     frontend={"audio": "kaldi-fbank-128x204, 3x2s clips, mean -4.268 std 9.138", "video": "5x2s clips x 2 frames x 3 crops, 224"},
-    target="metrics.extractors.imagebind:ImageBindExtractor",
+    target="tiva_bench.metrics.extractors.imagebind:ImageBindExtractor",
 ))
 
 
@@ -217,8 +219,7 @@ class ImageBindExtractor(AudioExtractor):
     arch: dict = {}  # ImageBindAV widths; empty = imagebind_huge (tests use small ones)
 
     def load(self, checkpoint=None):
-        from metrics.extractors.loading import CheckpointMismatch, load_exactly, read_state_dict
-        from tiva_bench.weights import WEIGHTS
+        from tiva_bench.metrics.extractors.loading import CheckpointMismatch, load_exactly, read_state_dict
 
         path = checkpoint or WEIGHTS.require("imagebind_huge")
         state, unknown = select_av_state(read_state_dict(path))
@@ -238,7 +239,6 @@ class ImageBindExtractor(AudioExtractor):
 
     def embed_videos(self, paths) -> np.ndarray:
         """Video files -> ``(B, 1024)`` vision embeddings (the whole video, native frame times)."""
-        from tiva_bench.video_io import decode_frames
 
         if not self._loaded:
             self.load()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from tiva_bench.errors import TivaBenchError
+from tiva_bench.core.errors import TivaBenchError
 
 
 class CheckpointMismatch(TivaBenchError):

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.core.weights import WEIGHTS
+from tiva_bench.core.errors import TivaBenchError
 
 SAMPLE_RATE, N_FFT, HOP, N_MELS, FMIN, FMAX, FRAMES = 22050, 1024, 256, 80, 125.0, 7600.0, 860
 
@@ -51,7 +53,6 @@ def melception_features(net: nn.Module, x: torch.Tensor) -> dict[str, torch.Tens
 
 
 def load_stats(path) -> tuple[np.ndarray, np.ndarray]:
-    from tiva_bench.errors import TivaBenchError
 
     try:
         table = np.loadtxt(path, dtype=np.float32)
@@ -66,7 +67,7 @@ SPEC = register(ExtractorSpec(
     name="melception", version="1", sample_rate=SAMPLE_RATE, window_s=10.0, outputs={"embedding": 2048, "logits": 309, "logits_unbiased": 309},
     weights=("melception", "melception_stats"),
     frontend={"n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "fmin": FMIN, "fmax": FMAX, "frames": FRAMES, "pad_mode": "reflect", "db": "(20log10-20+100)/100"},
-    target="metrics.extractors.melception:MelceptionExtractor",
+    target="tiva_bench.metrics.extractors.melception:MelceptionExtractor",
 ))
 
 
@@ -74,8 +75,7 @@ class MelceptionExtractor(AudioExtractor):
     spec = SPEC
 
     def load(self, checkpoint=None, stats=None):
-        from metrics.extractors.loading import load_exactly, read_state_dict
-        from tiva_bench.weights import WEIGHTS
+        from tiva_bench.metrics.extractors.loading import load_exactly, read_state_dict
 
         path = checkpoint or WEIGHTS.require("melception")
         stats = stats or WEIGHTS.require("melception_stats")

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.core.weights import WEIGHTS
 
 SAMPLE_RATE, N_FFT, HOP, N_MELS, FMIN, FMAX = 16000, 512, 160, 64, 50.0, 8000.0
 
@@ -106,7 +107,7 @@ class Cnn14(nn.Module):
 SPEC = register(ExtractorSpec(
     name="panns", version="1", sample_rate=SAMPLE_RATE, window_s=10.0, outputs={"embedding": 2048, "logits": 527}, weights=("panns_cnn14_16k",),
     frontend={"n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "fmin": FMIN, "fmax": FMAX, "ref": 1.0, "amin": 1e-10},
-    target="metrics.extractors.panns:PANNsExtractor",
+    target="tiva_bench.metrics.extractors.panns:PANNsExtractor",
 ))
 
 
@@ -114,8 +115,7 @@ class PANNsExtractor(AudioExtractor):
     spec = SPEC
 
     def load(self, checkpoint=None):
-        from metrics.extractors.loading import load_exactly, read_state_dict
-        from tiva_bench.weights import WEIGHTS
+        from tiva_bench.metrics.extractors.loading import load_exactly, read_state_dict
 
         path = checkpoint or WEIGHTS.require("panns_cnn14_16k")
         self.model = Cnn14()

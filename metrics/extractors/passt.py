@@ -14,7 +14,9 @@ import io
 import numpy as np
 import torch
 
-from metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.core.weights import WEIGHTS
+from tiva_bench.core.errors import TivaBenchError
 
 SAMPLE_RATE = 32000
 ARCH = "passt_s_swa_p16_128_ap476"
@@ -26,7 +28,6 @@ def build_passt():
         from hear21passt.models.passt import get_model
         from hear21passt.models.preprocess import AugmentMelSTFT
     except ImportError:
-        from tiva_bench.errors import TivaBenchError
 
         raise TivaBenchError("PaSST needs the hear21passt package", "pip install hear21passt") from None
     with contextlib.redirect_stdout(io.StringIO()):
@@ -39,7 +40,7 @@ def build_passt():
 SPEC = register(ExtractorSpec(
     name="passt", version="1", sample_rate=SAMPLE_RATE, window_s=10.0, outputs={"embedding": 768, "logits": 527}, weights=("passt",),
     frontend={"arch": ARCH, "n_mels": 128, "win": 800, "hop": 320, "n_fft": 1024, "length_s": 10.0},
-    target="metrics.extractors.passt:PaSSTExtractor",
+    target="tiva_bench.metrics.extractors.passt:PaSSTExtractor",
 ))
 
 
@@ -47,8 +48,7 @@ class PaSSTExtractor(AudioExtractor):
     spec = SPEC
 
     def load(self, checkpoint=None):
-        from metrics.extractors.loading import load_exactly, read_state_dict
-        from tiva_bench.weights import WEIGHTS
+        from tiva_bench.metrics.extractors.loading import load_exactly, read_state_dict
 
         path = checkpoint or WEIGHTS.require("passt")
         self.mel, self.net = build_passt()

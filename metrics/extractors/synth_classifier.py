@@ -8,14 +8,17 @@ Outputs a 128-d embedding (FAD) and 5 class logits (KL, IS, class agreement).
 
 from __future__ import annotations
 
+import importlib.resources
+
 import json
 from pathlib import Path
 
 import numpy as np
 
-from metrics.extractors.base import EXTRACTORS, AudioExtractor
+from tiva_bench.metrics.extractors.base import EXTRACTORS, AudioExtractor
+from tiva_bench.core.errors import TivaBenchError
 
-CHECKPOINT = Path(__file__).resolve().parent / "assets" / "synth_classifier.safetensors"
+CHECKPOINT = Path(str(importlib.resources.files("tiva_bench.metrics.extractors") / "assets" / "synth_classifier.safetensors"))
 
 
 def build_model(n_classes: int = 5, n_mels: int = 64, width: int = 16, embed_dim: int = 128):
@@ -65,7 +68,6 @@ class SynthClassifier(AudioExtractor):
         import torch
         from safetensors.torch import load_file
 
-        from tiva_bench.errors import TivaBenchError
 
         if not CHECKPOINT.exists():
             raise TivaBenchError(f"the synthetic classifier checkpoint {CHECKPOINT} is missing", "python scripts/train_synth_classifier.py")

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.core.weights import WEIGHTS
 
 SAMPLE_RATE = 16000
 WINDOW, HOP, N_FFT, N_MELS = 400, 160, 512, 64
@@ -81,7 +82,7 @@ SPEC = register(ExtractorSpec(
     name="vggish", version="1", sample_rate=SAMPLE_RATE, window_s=0.96, outputs={"embedding": 128}, weights=("vggish",),
     frontend={"window": WINDOW, "hop": HOP, "n_fft": N_FFT, "n_mels": N_MELS, "fmin": MEL_LO, "fmax": MEL_HI, "log_offset": LOG_OFFSET,
               "example_frames": EXAMPLE_FRAMES, "pca": False, "final_relu": False},
-    target="metrics.extractors.vggish:VGGishExtractor",
+    target="tiva_bench.metrics.extractors.vggish:VGGishExtractor",
 ))
 
 
@@ -92,8 +93,7 @@ class VGGishExtractor(AudioExtractor):
     per_example = True
 
     def load(self, checkpoint=None):
-        from metrics.extractors.loading import load_exactly, read_state_dict
-        from tiva_bench.weights import WEIGHTS
+        from tiva_bench.metrics.extractors.loading import load_exactly, read_state_dict
 
         path = checkpoint or WEIGHTS.require("vggish")
         self.model = VGGishNet()

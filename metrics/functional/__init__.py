@@ -5,8 +5,8 @@ e.g. W-dis against a silent clip whose onset-strength curve has no mass. The pac
 wrappers in ``metrics`` turn that into NaN plus a warning; the runner records the reason.
 """
 
-from metrics.functional.common import UndefinedMetric
-from metrics.functional.distribution import (
+from tiva_bench.metrics.functional.common import UndefinedMetric
+from tiva_bench.metrics.functional.distribution import (
     GaussianStats,
     frechet_distance,
     frechet_distance_from_stats,
@@ -15,7 +15,7 @@ from metrics.functional.distribution import (
     kl_divergence_sigmoid,
     trace_sqrt_product,
 )
-from metrics.functional.onsets import (
+from tiva_bench.metrics.functional.onsets import (
     average_precision,
     detect_onsets,
     match_onsets,
@@ -23,8 +23,8 @@ from metrics.functional.onsets import (
     onset_metrics,
     onset_nms,
 )
-from metrics.functional.similarity import cosine_similarity_score
-from metrics.functional.sync import (
+from tiva_bench.metrics.functional.similarity import cosine_similarity_score
+from tiva_bench.metrics.functional.sync import (
     dtw_cost,
     dtw_dis_from_odf,
     energy_envelope,

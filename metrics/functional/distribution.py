@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrics.functional.common import UndefinedMetric
+from tiva_bench.metrics.functional.common import UndefinedMetric
 
 
 class FewSamplesWarning(UserWarning):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.functional.common import UndefinedMetric
+from tiva_bench.metrics.functional.common import UndefinedMetric
 
 
 def detect_onsets(y: np.ndarray, sr: int, delta: float = 0.3) -> np.ndarray:

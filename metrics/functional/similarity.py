@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.functional.common import UndefinedMetric
+from tiva_bench.metrics.functional.common import UndefinedMetric
 
 
 def cosine_similarity_score(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.functional.common import UndefinedMetric
+from tiva_bench.metrics.functional.common import UndefinedMetric
 
 _DTW_KERNEL = None
 

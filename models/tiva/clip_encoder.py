@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tiva_bench.core.weights import WEIGHTS
 
 WIDTH = 768
 N_BLOCKS = 12
@@ -36,7 +37,6 @@ class CLIPFrameEncoder(nn.Module):
             raise ValueError(f"patch_grid must divide {GRID}")
         self.layers, self.patch_grid = tuple(layers), patch_grid
         if checkpoint is None and not random_init:
-            from tiva_bench.weights import WEIGHTS
 
             checkpoint = WEIGHTS.require("clip_vit_b16")
         self.random_init = checkpoint is None

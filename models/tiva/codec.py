@@ -15,6 +15,7 @@ import json
 import numpy as np
 import torch
 from torch import nn
+from tiva_bench.core.weights import WEIGHTS
 
 # AudioLDM2's VAE and vocoder configurations (cvssp/audioldm2, vae/ and vocoder/)
 AUDIOLDM2_VAE_CONFIG = {
@@ -122,7 +123,6 @@ class AudioLDM2Codec(nn.Module):
         else:
             from safetensors.torch import load_file
 
-            from tiva_bench.weights import WEIGHTS
 
             weights = weights or WEIGHTS
             vae_cfg = json.loads(weights.require("audioldm2_vae_config").read_text())

@@ -14,6 +14,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from tiva_bench.core.errors import UnknownNameError
+from tiva_bench.core.registry import did_you_mean
+
 
 @dataclass
 class TiVAConfig:
@@ -116,8 +119,5 @@ PRESETS["tiva-tiny-nolayout"] = dataclasses.replace(PRESETS["tiva-tiny"], use_la
 
 def preset(name: str) -> TiVAConfig:
     if name not in PRESETS:
-        import difflib
-
-        close = difflib.get_close_matches(name, PRESETS, n=2)
-        raise KeyError(f"unknown preset {name!r}" + (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(PRESETS)})")
+        raise UnknownNameError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)} (known: {', '.join(PRESETS)})")
     return dataclasses.replace(PRESETS[name]).validate()

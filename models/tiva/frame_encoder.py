@@ -3,7 +3,7 @@
 Both return ``cls`` of shape ``(N, L, D)`` and ``patch`` of shape ``(N, L, G, D)`` (``G`` pooled
 patch positions) for ``N`` frames.
 
-* ``clip``: CLIP ViT-B/16 (``models.tiva.clip_encoder``), D = 768, layers (4, 8, 11).
+* ``clip``: CLIP ViT-B/16 (``tiva_bench.models.tiva.clip_encoder``), D = 768, layers (4, 8, 11).
 * ``thumbnail``: the tiny preset's stand-in, parameter-free, for the synthetic benchmark where no
   download is possible: each frame (resized to 64x64) becomes three 4x4 RGB grids, its mean
   colour, its peak colour and its contrast (peak minus mean) per cell, D = 48. The "CLS" of a layer
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tiva_bench.core.video import clip_preprocess
 
 
 class ThumbnailFrameEncoder(nn.Module):
@@ -46,7 +47,6 @@ class CLIPFrames(nn.Module):
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray, batch_frames: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-        from tiva_bench.video_io import clip_preprocess
 
         device = next(self.encoder.parameters()).device
         cls_parts, patch_parts = [], []
@@ -62,7 +62,7 @@ def build_frame_encoder(kind: str, checkpoint=None, random_init: bool = False) -
     if kind == "thumbnail":
         return ThumbnailFrameEncoder()
     if kind == "clip":
-        from models.tiva.clip_encoder import CLIPFrameEncoder
+        from tiva_bench.models.tiva.clip_encoder import CLIPFrameEncoder
 
         return CLIPFrames(CLIPFrameEncoder(checkpoint=checkpoint, random_init=random_init))
     raise ValueError(f"unknown frame encoder {kind!r} (clip or thumbnail)")

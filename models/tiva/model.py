@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.tiva.config import TiVAConfig
-from models.tiva.generator import build_generator
-from models.tiva.layout import LayoutLift, extract_layout, layout_to_latent_map
-from models.tiva.layout_predictor import LayoutPredictor
-from models.tiva.semantic_encoder import SemanticEncoder
+from tiva_bench.models.tiva.config import TiVAConfig
+from tiva_bench.models.tiva.generator import build_generator
+from tiva_bench.models.tiva.layout import LayoutLift, extract_layout, layout_to_latent_map
+from tiva_bench.models.tiva.layout_predictor import LayoutPredictor
+from tiva_bench.models.tiva.semantic_encoder import SemanticEncoder
+from tiva_bench.core.errors import TivaBenchError
 
 CHECKPOINT_FORMAT = "tiva-bench/tiva/1"
 
@@ -70,7 +71,6 @@ class TiVAModel(nn.Module):
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        from tiva_bench.errors import TivaBenchError
 
         path = Path(path)
         if not path.exists():

@@ -3,6 +3,8 @@ classifier-free guidance on the semantics -> latents -> 16-kHz waveforms."""
 
 from __future__ import annotations
 
+import importlib.resources
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import numpy as np
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from models.tiva.model import TiVAModel
+from tiva_bench.models.tiva.model import TiVAModel
+from tiva_bench.core.errors import TivaBenchError
 
 
 class BoundedDPMSolver(DPMSolverMultistepScheduler):
@@ -153,10 +156,9 @@ def load_pipeline(checkpoint=None, preset_name: str | None = None, device: str =
     """A pipeline from a checkpoint file, or from a preset: ``tiva-tiny`` / ``tiva-tiny-nolayout``
     load the shipped checkpoints; ``tiva-paper`` needs ``checkpoint`` unless ``random_init`` (shape
     and timing checks only)."""
-    from models.tiva.codec import build_codec
-    from models.tiva.config import preset
-    from models.tiva.frame_encoder import build_frame_encoder
-    from tiva_bench.errors import TivaBenchError
+    from tiva_bench.models.tiva.codec import build_codec
+    from tiva_bench.models.tiva.config import preset
+    from tiva_bench.models.tiva.frame_encoder import build_frame_encoder
 
     if checkpoint is None and preset_name in SHIPPED:
         checkpoint = SHIPPED[preset_name]
@@ -171,5 +173,5 @@ def load_pipeline(checkpoint=None, preset_name: str | None = None, device: str =
     return TiVAPipeline(model, build_codec(cfg, random_init=random_init), encoder, device)
 
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(str(importlib.resources.files("tiva_bench.models.tiva") / "assets"))  # inside the installed package
 SHIPPED = {"tiva-tiny": ASSETS / "tiva-tiny.safetensors", "tiva-tiny-nolayout": ASSETS / "tiva-tiny-nolayout.safetensors"}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tiva_bench.audio_io import VIDEO_EXTENSIONS, decode_audio, resample
-from tiva_bench.errors import ConfigError, InputError
-from tiva_bench.video_io import decode_frames, fit_window
+from tiva_bench.core.audio import VIDEO_EXTENSIONS, decode_audio, resample
+from tiva_bench.core.errors import ConfigError, InputError
+from tiva_bench.core.video import decode_frames, fit_window
 
 FPS = 10
 SAMPLE_RATE = 16000

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tiva_bench.errors import InputError
+from tiva_bench.core.errors import InputError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -48,7 +48,7 @@ def decode_frames(path: str | Path, fps: float = 10.0, start_s: float = 0.0, dur
         raise InputError(path, "file does not exist")
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)", "regenerate or remove it")
-    from tiva_bench.audio_io import open_media
+    from tiva_bench.core.audio import open_media
 
     container = open_media(path, "video")
     with container:

@@ -55,7 +55,7 @@ def write_video(path: str | Path, frames: np.ndarray | None, fps: float, wav: np
             astream = container.add_stream(codec, rate=rate)
             astream.layout = "mono" if wav.shape[0] == 1 else "stereo"
             if codec == "libopus" and rate != sr:
-                from metrics.functional.signal import resample
+                from tiva_bench.core.signal import resample
 
                 wav = np.stack([resample(ch, sr, rate) for ch in wav])
         if vstream is not None:

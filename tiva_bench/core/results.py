@@ -14,7 +14,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -22,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tiva_bench.core.errors import InputError
+from tiva_bench.core.files import atomic_open, atomic_write_text
 
 RESULTS_FORMAT = 1
 _PROVENANCE_PACKAGES = ("tiva-bench", "numpy", "scipy", "librosa", "soundfile", "av", "soxr", "numba", "pandas", "fastdtw", "torch")
@@ -159,9 +161,9 @@ class Results:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         json_path, csv_path = out / "results.json", out / "per_clip.csv"
-        _atomic_write(json_path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
+        atomic_write_text(json_path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
         names = self.metric_names
-        with _atomic_open(csv_path) as fh:
+        with atomic_open(csv_path) as fh:
             writer = csv.writer(fh)
             writer.writerow(["clip", *names])
             for c in self.clips:
@@ -178,8 +180,6 @@ def load_results(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
-    from tiva_bench.errors import InputError
-
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -189,31 +189,6 @@ def load_results(path: str | Path) -> dict:
     if not isinstance(data, dict) or "metrics" not in data:
         raise InputError(path, "not a tiva-bench results file (no 'metrics')")
     return data
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    with _atomic_open(path) as fh:
-        fh.write(text)
-
-
-class _atomic_open:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def __enter__(self):
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        self.fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
-        return self.fh
-
-    def __exit__(self, exc_type, exc, tb):
-        self.fh.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
-        return False
 
 
 def utc_now() -> datetime:

@@ -11,14 +11,15 @@ file, its URL and the command that fetches it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiva_bench.errors import TivaBenchError
+from tiva_bench.core.errors import TivaBenchError, UnknownNameError
+from tiva_bench.core.files import cache_root, file_digest
+from tiva_bench.core.registry import did_you_mean
 
 
 class WeightsMissingError(TivaBenchError):
@@ -85,18 +86,12 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
 
 
 def file_hash(path: Path, kind: str) -> str:
-    algo = "md5" if kind == "md5" else "sha256"
-    h = hashlib.new(algo)
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    """The file's md5 (``kind == "md5"``) or SHA-256 (any sha256 kind), hex."""
+    return file_digest(path, "md5" if kind == "md5" else "sha256")
 
 
 class WeightsManager:
     def __init__(self, dirs: list[str | Path] | None = None, cache: str | Path | None = None):
-        from tiva_bench.cache import cache_root
-
         env = [d for d in os.environ.get("TIVA_BENCH_WEIGHTS", "").split(os.pathsep) if d]
         self.dirs = [Path(d).expanduser() for d in (dirs or []) + env]
         self.cache = Path(cache) if cache else cache_root() / "weights"
@@ -107,11 +102,7 @@ class WeightsManager:
 
     def get(self, name: str) -> Checkpoint:
         if name not in self._by_name:
-            import difflib
-
-            close = difflib.get_close_matches(name, self._by_name, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise TivaBenchError(f"unknown checkpoint {name!r}{hint}", "tiva-bench weights list")
+            raise UnknownNameError(f"unknown checkpoint {name!r}{did_you_mean(name, self._by_name)}", "tiva-bench weights list")
         return self._by_name[name]
 
     def find(self, name: str) -> Path | None:

@@ -11,14 +11,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from tiva_bench.data import folder_items, load_av_window
-from tiva_bench.errors import InputError
+from tiva_bench.core.data import folder_items, load_av_window
+from tiva_bench.core.errors import InputError
+from tiva_bench.models.tiva.pipeline import load_pipeline
 
 
 def generate_folder(videos: str | Path, out: str | Path, checkpoint=None, preset_name=None, seed: int = 0, steps: int = 25, guidance: float = 5.0,
                     use_layout=None, use_semantics: bool = True, batch_size: int = 16, device: str = "cpu", quiet: bool = False) -> dict:
-    from models.tiva.pipeline import load_pipeline
-
     pipe = load_pipeline(checkpoint, preset_name, device)
     cfg = pipe.cfg
     out = Path(out)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics.functional.signal import crop_or_pad, resample
-from tiva_bench.errors import InputError
+from tiva_bench.core.signal import crop_or_pad, resample
+from tiva_bench.core.errors import InputError
 
 __all__ = ["AudioClip", "crop_or_pad", "decode_audio", "is_media_file", "resample"]
 

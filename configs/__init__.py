@@ -1,0 +1,1 @@
+"""Bundled YAML configs (scoring defaults, ablation suites), read through the package."""
