@@ -26,14 +26,14 @@ sys.path.insert(0, str(ROOT))
 
 def random_instance(name: str, device: str):
     """An extractor with random weights (timing only)."""
-    from tiva_bench.metrics.extractors import EXTRACTORS
+    from tiva_bench.metrics.extractors import extractor_spec
     from tiva_bench.metrics.extractors.melception import build_melception
     from tiva_bench.metrics.extractors.panns import Cnn14
     from tiva_bench.metrics.extractors.passt import build_passt
     from tiva_bench.metrics.extractors.synth_classifier import SynthClassifier
     from tiva_bench.metrics.extractors.vggish import VGGishNet
 
-    spec = EXTRACTORS.get(name)
+    spec = extractor_spec(name)
     module, _, cls = spec.target.partition(":")
     import importlib
 

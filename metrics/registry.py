@@ -8,8 +8,12 @@ the resolved config, and returns ``{metric_name: value}``. It raises ``Undefined
 value of the group exists for the pair, or puts an ``UndefinedMetric`` instance in place of the one
 value that does not exist (W-dis on a silent clip, while DTW-dis is still defined).
 
-Set metrics (FAD, KL, IS, class agreement) are computed once per set from the outputs of an
-extractor (``tiva_bench.metrics.extractors``) over every scored clip; ``group`` then names the set function.
+Set metrics (FAD, KL, IS, class agreement, ImageBind score) are computed once per set from
+cached extractor outputs. Each declares the inputs it reads (``inputs``: "gen" and "ref" are the
+extractor's outputs on the generated and reference audio, "video" its outputs on the clips'
+videos, "labels" the reference class labels where known) and holds its own ``compute`` callable,
+which receives ``SetInputs`` and returns ``(value, std)``; the orchestration gathers the declared
+inputs from the feature cache and knows nothing metric-specific.
 
 Adding a clip metric: one function in ``tiva_bench.metrics.functional``, one group function here, one
 ``MetricSpec`` line, one test against an independent reference.
@@ -17,7 +21,9 @@ Adding a clip metric: one function in ``tiva_bench.metrics.functional``, one gro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -30,6 +36,7 @@ from tiva_bench.metrics.functional.sync import dtw_dis_from_odf, energy_l1_from_
 from tiva_bench.core.registry import Registry
 
 WaveAt = Callable[[int], np.ndarray]
+CLIP_LEVEL, SET_LEVEL = "clip", "set"
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class MetricSpec:
     description: str
     extractor: str = ""  # set metrics: the backbone whose outputs they use
     table_scale: float = 1.0  # tables show value x table_scale (the ImageBind score x100, as papers do)
+    inputs: tuple[str, ...] = ()  # set metrics: what compute() reads ("gen", "ref", "video", "labels")
+    compute: Callable | None = None  # set metrics: SetInputs -> (value, std)
 
     @property
     def arrow(self) -> str:
@@ -99,44 +108,67 @@ for _spec in (
     MetricSpec("energy_l1", "Energy L1", False, "clip", "generated + reference audio", "energy",
                "mean |difference| of peak-normalised RMS envelopes (80 ms frames)"),
 ):
-    METRICS.register(_spec.name, _spec)
+    METRICS.register(_spec.name, dataclasses.replace(_spec, compute=GROUPS.get(_spec.group)))
 
 
-SetFunction = Callable[[dict, dict, "np.ndarray | None"], "tuple[float, float]"]
-SET_FUNCTIONS: Registry[SetFunction] = Registry("set metric function")
+@dataclass
+class SetInputs:
+    """What a set metric reads, row-aligned over the clips that have every declared input.
+
+    gen / ref / video: output name -> array ``(N, ...)`` of the metric's extractor; labels: class
+    indices ``(N,)`` or None when not every clip has a known class; classes: the extractor's class
+    names (for labels).
+    """
+
+    gen: dict[str, np.ndarray] = field(default_factory=dict)
+    ref: dict[str, np.ndarray] = field(default_factory=dict)
+    video: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: np.ndarray | None = None
 
 
-def _fad(gen: dict, ref: dict, labels) -> tuple[float, float]:
+def _fad(x: SetInputs) -> tuple[float, float]:
     """Embeddings ``(N, d)``, or ``(N, E, d)`` for per-example backbones (VGGish): all examples pooled."""
-    g, r = gen["embedding"], ref["embedding"]
+    g, r = x.gen["embedding"], x.ref["embedding"]
     return frechet_distance(g.reshape(-1, g.shape[-1]), r.reshape(-1, r.shape[-1])), float("nan")
 
 
-def _kl(gen: dict, ref: dict, labels) -> tuple[float, float]:
-    return kl_divergence(ref["logits"], gen["logits"]), float("nan")
+def _kl(x: SetInputs) -> tuple[float, float]:
+    return kl_divergence(x.ref["logits"], x.gen["logits"]), float("nan")
 
 
-def _kl_sigmoid(gen: dict, ref: dict, labels) -> tuple[float, float]:
-    return kl_divergence_sigmoid(ref["logits"], gen["logits"]), float("nan")
+def _kl_sigmoid(x: SetInputs) -> tuple[float, float]:
+    return kl_divergence_sigmoid(x.ref["logits"], x.gen["logits"]), float("nan")
 
 
-def _is(gen: dict, ref: dict, labels) -> tuple[float, float]:
+def _is(x: SetInputs) -> tuple[float, float]:
     """On logits without the bias where the backbone gives them (Melception), as SpecVQGAN does."""
-    return inception_score(gen.get("logits_unbiased", gen["logits"]), splits=10, seed=0)
+    return inception_score(x.gen.get("logits_unbiased", x.gen["logits"]), splits=10, seed=0)
 
 
-def _class_agreement(gen: dict, ref: dict, labels) -> tuple[float, float]:
-    target = labels if labels is not None else ref["logits"].argmax(axis=1)
-    return float(np.mean(gen["logits"].argmax(axis=1) == target)), float("nan")
+def _class_agreement(x: SetInputs) -> tuple[float, float]:
+    """Share of clips whose generated audio gets the clip's class; the class is the video's label
+    where every clip has one, else the classifier's prediction on the reference audio (warned)."""
+    if x.labels is not None:
+        target = x.labels
+    else:
+        warnings.warn("reference classes taken from the classifier's prediction on the reference audio (no <ref>.json class for every clip)")
+        target = x.ref["logits"].argmax(axis=1)
+    return float(np.mean(x.gen["logits"].argmax(axis=1) == target)), float("nan")
 
 
-def _imagebind(gen: dict, ref: dict, labels) -> tuple[float, float]:
-    """``ref`` holds the videos' embeddings here (the runner swaps them in)."""
-    return cosine_similarity_score(gen["embedding"], ref["embedding"]), float("nan")
+def _imagebind(x: SetInputs) -> tuple[float, float]:
+    """Mean cosine similarity between each video's embedding and its generated audio's."""
+    return cosine_similarity_score(x.gen["embedding"], x.video["embedding"]), float("nan")
 
 
-for _name, _fn in (("fad", _fad), ("kl", _kl), ("kl_sigmoid", _kl_sigmoid), ("is", _is), ("class_agreement", _class_agreement), ("imagebind", _imagebind)):
-    SET_FUNCTIONS.register(_name, _fn)
+SET_KINDS: dict[str, tuple[Callable[[SetInputs], tuple[float, float]], tuple[str, ...]]] = {
+    "fad": (_fad, ("gen", "ref")),
+    "kl": (_kl, ("gen", "ref")),
+    "kl_sigmoid": (_kl_sigmoid, ("gen", "ref")),
+    "is": (_is, ("gen",)),
+    "class_agreement": (_class_agreement, ("gen", "ref", "labels")),
+    "imagebind": (_imagebind, ("gen", "video")),
+}
 
 
 def register_quality_metrics(backbone: str, extractor: str, label: str, kinds: tuple[str, ...] = ("fad", "kl", "is")) -> None:
@@ -152,8 +184,10 @@ def register_quality_metrics(backbone: str, extractor: str, label: str, kinds: t
     }
     for kind in kinds:
         display, higher, desc = texts[kind]
+        compute, inputs = SET_KINDS[kind]
         METRICS.register(f"{kind}_{backbone}", MetricSpec(
-            f"{kind}_{backbone}", f"{display} {label}", higher, "set", f"audio + {extractor} backbone", kind, desc, extractor))
+            f"{kind}_{backbone}", f"{display} {label}", higher, "set", f"audio + {extractor} backbone", kind, desc, extractor,
+            inputs=inputs, compute=compute))
 
 
 register_quality_metrics("synth", "synth_classifier", "syn.")
@@ -164,11 +198,11 @@ register_quality_metrics("panns", "panns", "pann.")
 METRICS.register("imagebind_score", MetricSpec(
     "imagebind_score", "IB-score", True, "set", "generated audio + the videos (--videos DIR, or videos as references) + imagebind_huge",
     "imagebind", "mean cosine similarity of ImageBind embeddings of each video and its generated audio (tables: x100)",
-    "imagebind", table_scale=100.0))
+    "imagebind", table_scale=100.0, inputs=SET_KINDS["imagebind"][1], compute=SET_KINDS["imagebind"][0]))
 METRICS.register("class_acc", MetricSpec(
     "class_acc", "Class Acc", True, "set", "audio + synth_classifier; labels from <ref>.json or reference audio",
     "class_agreement", "share of clips whose generated audio is classified as the video's class (synthetic benchmark)",
-    "synth_classifier"))
+    "synth_classifier", inputs=SET_KINDS["class_agreement"][1], compute=SET_KINDS["class_agreement"][0]))
 
 
 def resolve_metrics(names: list[str]) -> list[MetricSpec]:

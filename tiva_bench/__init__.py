@@ -52,3 +52,8 @@ def _map_source_folders() -> None:
 
 
 _map_source_folders()
+
+# numba's compile cache: tiva-bench's own folder, set before numba is imported (see core/jit_cache.py)
+from tiva_bench.core.jit_cache import configure_environment as _configure_numba_cache  # noqa: E402
+
+_configure_numba_cache()

@@ -7,6 +7,8 @@ Exit codes: 0 success; 1 ``--strict`` and some clip was skipped; 2 bad usage or 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -174,8 +176,46 @@ def _print_summary(results, out_dir: str | None) -> None:
         print(f"wrote {Path(out_dir) / 'results.json'} and {Path(out_dir) / 'per_clip.csv'}")
 
 
+@contextlib.contextmanager
+def prepare_out(out: str | None):
+    """Check ``--out`` before any work (a folder, or creatable, and writable) and hold a lock on it
+    so that a second run writing the same folder is refused at once."""
+    from tiva_bench.core.files import OutputBusyError, OutputLock, check_writable_dir
+
+    if not out:
+        yield None
+        return
+    try:
+        check_writable_dir(out)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: {exc}", "choose a folder you can write to") from None
+    lock = OutputLock(out)
+    try:
+        lock.__enter__()
+    except OutputBusyError as exc:
+        raise ConfigError(str(exc), "wait for it to finish, or choose another --out") from None
+    try:
+        yield lock
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _tqdm_progress(quiet: bool):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    def progress(it, total, desc="scoring"):
+        return tqdm(it, total=total, desc=desc, unit="clip", file=sys.stderr, dynamic_ncols=True)
+    return progress
+
+
+def _notice(quiet: bool):
+    return (lambda message: None) if quiet else (lambda message: print(f"tiva-bench: {message}", file=sys.stderr))
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from tiva_bench.metrics.registry import METRICS
+    from tiva_bench.metrics.registry import METRICS, resolve_metrics
     from tiva_bench.config import load_config
 
     if args.list:
@@ -186,32 +226,19 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.gen_dir or not args.ref_dir:
         raise ConfigError("metrics needs GEN_DIR and REF_DIR", "tiva-bench metrics GEN_DIR REF_DIR (see --help)")
-    overrides = list(args.set)
-    for flag, key in (("metrics", "metrics"), ("workers", "workers"), ("window", "audio.window_s"), ("pair_by", "pairing.by"),
-                      ("strip_suffix", "pairing.strip_suffix"), ("strip_prefix", "pairing.strip_prefix"),
-                      ("gen_pattern", "pairing.gen_pattern"), ("ref_pattern", "pairing.ref_pattern"),
-                      ("device", "device"), ("batch_size", "batch_size"), ("cache_dir", "cache_dir"), ("videos", "videos")):
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.recompute:
-        overrides.append("recompute=true")
-    cfg = load_config(args.config, overrides)
-    from tiva_bench.metrics.registry import resolve_metrics
-
+    flags = {"metrics": args.metrics, "workers": args.workers, "audio.window_s": args.window, "pairing.by": args.pair_by,
+             "pairing.strip_suffix": args.strip_suffix, "pairing.strip_prefix": args.strip_prefix,
+             "pairing.gen_pattern": args.gen_pattern, "pairing.ref_pattern": args.ref_pattern, "device": args.device,
+             "batch_size": args.batch_size, "cache_dir": args.cache_dir, "videos": args.videos,
+             "recompute": True if args.recompute else None}
+    cfg = load_config(args.config, args.set, flags=flags)
     resolve_metrics(cfg.metrics)  # unknown names fail before any decoding
     from tiva_bench.runner import score_folders
 
-    progress = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        def progress(it, total):
-            return tqdm(it, total=total, desc="scoring", unit="clip", file=sys.stderr, dynamic_ncols=True)
-
-    results = score_folders(args.gen_dir, args.ref_dir, cfg, label=args.label, progress=progress)
-    if args.out:
-        results.write(args.out)
+    with prepare_out(args.out):
+        results = score_folders(args.gen_dir, args.ref_dir, cfg, label=args.label, progress=_tqdm_progress(args.quiet), on_notice=_notice(args.quiet))
+        if args.out:
+            results.write(args.out)
     if not args.quiet:
         _print_summary(results, args.out)
     if args.strict and results.skipped:
@@ -372,24 +399,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tiva_bench import synthetic
-    from tiva_bench.config import ScoreConfig
-    from tiva_bench.run import DEFAULT_METRICS, run_models
+    from tiva_bench.config import load_config
+    from tiva_bench.run import run_models
 
-    cfg = ScoreConfig()
-    if args.data is None:
-        cfg.metrics = list(DEFAULT_METRICS)
-        cfg.audio.window_s = synthetic.DURATION_S
-    if args.metrics:
-        cfg.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if args.window is not None:
-        cfg.audio.window_s = args.window
-    cfg.validate()
+    cfg = load_config(None, (), preset="default" if args.data else "synthetic",
+                      flags={"metrics": args.metrics, "audio.window_s": args.window})
     from tiva_bench.metrics.registry import resolve_metrics
 
     resolve_metrics(cfg.metrics)
-    table = run_models([m.strip() for m in args.models.split(",") if m.strip()], Path(args.out), args.data, cfg, seed=args.seed,
-                       n_synth=args.n, log=(lambda m: None) if args.quiet else print)
+    with prepare_out(args.out):
+        table = run_models([m.strip() for m in args.models.split(",") if m.strip()], Path(args.out), args.data, cfg, seed=args.seed,
+                           n_synth=args.n, log=(lambda m: None) if args.quiet else print)
     if not args.quiet:
         print(table.read_text(encoding="utf-8"), end="")
     return EXIT_OK
@@ -398,8 +418,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from tiva_bench.demo import run_demo
 
-    run_demo(Path(args.out), n=args.n, seed=args.seed, workers=args.workers, quiet=args.quiet)
+    with prepare_out(args.out):
+        run_demo(Path(args.out), n=args.n, seed=args.seed, workers=args.workers, quiet=args.quiet)
     return EXIT_OK
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: workers are stopped, nothing half-written is kept."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    signal.signal(signal.SIGTERM, _terminate)
     handler = {"metrics": cmd_metrics, "report": cmd_report, "data": cmd_data, "weights": cmd_weights, "train": cmd_train, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}[args.command]
     try:
         return handler(args)
@@ -421,9 +451,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tiva-bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("tiva-bench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"tiva-bench: {'terminated' if terminated else 'interrupted'}; finished work is kept in the cache, rerun the same command to resume", file=sys.stderr)
+        return 143 if terminated else 130
     except Exception as exc:  # pragma: no cover - reported, not swallowed
         if args.debug:
             raise

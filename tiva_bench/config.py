@@ -7,6 +7,7 @@ Every parameter that changes a number lives here, and the resolved config is wri
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from tiva_bench.core.errors import ConfigError
+from tiva_bench.core.registry import did_you_mean
 
 
 @dataclass
@@ -119,24 +121,111 @@ class ScoreConfig:
     pairing: PairingConfig = field(default_factory=PairingConfig)
 
     def validate(self) -> "ScoreConfig":
-        if self.sync.dtw not in ("exact", "fastdtw"):
-            raise ConfigError(f"sync.dtw must be 'exact' or 'fastdtw', got {self.sync.dtw!r}")
-        if self.sync.silent_policy not in ("nan", "uniform"):
-            raise ConfigError(
-                f"sync.silent_policy must be 'nan' or 'uniform', got {self.sync.silent_policy!r}"
-            )
-        if self.pairing.by not in ("stem", "relpath"):
-            raise ConfigError(f"pairing.by must be 'stem' or 'relpath', got {self.pairing.by!r}")
-        if self.audio.window_s < 0:
-            raise ConfigError("audio.window_s must be >= 0 (0 scores whole clips)")
-        if self.batch_size < 1:
-            raise ConfigError("batch_size must be >= 1")
-        if self.workers < 0:
-            raise ConfigError("workers must be >= 0 (0 = one per CPU core)")
-        for section in (self.sync, self.onset, self.energy):
-            if section.sample_rate <= 0:
-                raise ConfigError(f"{type(section).__name__}.sample_rate must be positive")
+        """Check every setting (type, range, choices) before any work; raises ``ConfigError``
+        naming the key and what it accepts."""
+        validate_settings(self)
         return self
+
+    @classmethod
+    def preset(cls, name: str) -> "ScoreConfig":
+        """A named starting point: ``"default"`` (the paper's protocol) or ``"synthetic"`` (the
+        embedded benchmark: sync + synthetic-domain quality metrics over the whole 10.24-s clips)."""
+        if name not in SCORE_PRESETS:
+            raise ConfigError(f"unknown scoring preset {name!r}{did_you_mean(name, SCORE_PRESETS)}", f"one of: {', '.join(SCORE_PRESETS)}")
+        config = cls()
+        _apply(config, SCORE_PRESETS[name])
+        return config
+
+
+SYNTHETIC_METRICS = ["w_dis", "dtw_dis", "onset_acc", "onset_ap", "energy_l1", "fad_synth", "kl_synth", "is_synth", "class_acc"]
+SCORE_PRESETS: dict[str, dict] = {
+    "default": {},
+    "synthetic": {"metrics": SYNTHETIC_METRICS, "audio": {"window_s": 10.24}},
+}
+
+# key -> (kind, low, high, choices): every numeric setting has a range; low/high are inclusive
+# unless written as (">", x). Checked by validate_settings before any decoding.
+RULES: dict[str, tuple] = {
+    "workers": ("int", 0, 4096, None),
+    "batch_size": ("int", 1, 1 << 16, None),
+    "audio.window_s": ("window", 0.5, 86400.0, None),
+    "audio.min_duration_s": ("float", 0.0, 86400.0, None),
+    "sync.sample_rate": ("int", 1000, 384000, None),
+    "sync.hop_length": ("int", 1, 1 << 20, None),
+    "sync.n_fft": ("int", 16, 1 << 20, None),
+    "sync.n_mels": ("int", 1, 1024, None),
+    "sync.dtw": ("str", None, None, ("exact", "fastdtw")),
+    "sync.fastdtw_radius": ("int", 0, 1 << 20, None),
+    "sync.silent_policy": ("str", None, None, ("nan", "uniform")),
+    "onset.sample_rate": ("int", 1000, 384000, None),
+    "onset.delta": ("float", 0.0, 1e6, None),
+    "onset.tolerance_s": ("float", (">", 0.0), 60.0, None),
+    "onset.conf_window_s": ("float", 0.0, 60.0, None),
+    "onset.nms_window_s": ("float", 0.0, 60.0, None),
+    "energy.sample_rate": ("int", 1000, 384000, None),
+    "energy.frame_length": ("int", 1, 1 << 20, None),
+    "energy.hop_length": ("int", 1, 1 << 20, None),
+    "pairing.by": ("str", None, None, ("stem", "relpath")),
+}
+
+
+def _get(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _describe(kind: str, low, high) -> str:
+    lo = f"> {low[1]:g}" if isinstance(low, tuple) else f">= {low:g}"
+    what = {"int": "a whole number", "float": "a finite number", "window": "0 (whole clips) or a number of seconds"}[kind]
+    return f"{what} {lo} and <= {high:g}"
+
+
+def validate_settings(config: Any) -> None:
+    """Raise ``ConfigError`` for the first setting outside its type, range or choices."""
+    for key, (kind, low, high, choices) in RULES.items():
+        try:
+            value = _get(config, key)
+        except AttributeError:
+            continue
+        if kind == "str":
+            if value not in choices:
+                raise ConfigError(f"{key} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and kind == "int":
+            ok = float(value).is_integer()
+        if ok:
+            if kind == "window" and value == 0:
+                continue
+            ok = (value > low[1]) if isinstance(low, tuple) else (value >= low)
+            ok = ok and value <= high
+        if not ok:
+            raise ConfigError(f"{key} must be {_describe(kind, low, high)}, got {value!r}", f"--set {key}=VALUE with a value in that range")
+    metrics = getattr(config, "metrics", None)
+    if metrics is not None and not [m for m in metrics if str(m).strip()]:
+        raise ConfigError("no metric named", "--metrics w_dis,dtw_dis (tiva-bench metrics --list shows them all)")
+    device = getattr(config, "device", None)
+    if device is not None:
+        validate_device(device)
+
+
+def validate_device(device: str) -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a GPU that is not there is a usage error."""
+    text = str(device).strip()
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()) or (kind != "cuda" and index):
+        raise ConfigError(f"unknown device {device!r}", "use cpu, cuda, cuda:N or mps")
+    if kind in ("cuda", "mps"):
+        import torch
+
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but no CUDA GPU is available here", "use --device cpu")
+        if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)", "use cuda:0 ... or cpu")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise ConfigError("device 'mps' asked for, but it is not available here", "use --device cpu")
+    return text
 
 
 def to_dict(config: Any) -> dict:
@@ -145,36 +234,51 @@ def to_dict(config: Any) -> dict:
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Convert ``value`` (often a string from ``--set``) to the field's annotated type."""
-    hints = {"int": int, "float": float, "str": str, "bool": bool}
-    ann = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    ann = ann.replace(" ", "")
-    optional = "None" in ann
-    if optional and (value is None or (isinstance(value, str) and value.lower() in ("none", "null", ""))):
-        return None
-    base = ann.replace("|None", "").replace("None|", "")
+    """Convert ``value`` (a YAML value, a typed flag, or a string from ``--set``) to the field's type.
+
+    ``annotation`` is the resolved type (``int``, ``float``, ``str``, ``bool``, ``list[str]``,
+    ``str | None``). Numbers written as text are parsed; "nan"/"inf" parse and are then refused
+    by the range check; a bool is never accepted where a number is expected.
+    """
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+            return None
+        annotation = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(annotation)
     try:
-        if base.startswith("list"):
+        if origin is list or annotation is list:
             if isinstance(value, str):
                 return [v.strip() for v in value.split(",") if v.strip()]
-            return list(value)
-        if base == "bool":
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if base in hints:
-            return hints[base](value)
+            if not isinstance(value, (list, tuple)):
+                raise TypeError(value)
+            return [str(v) for v in value]
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            raise ValueError(value)
+        if annotation in (int, float):
+            if isinstance(value, bool) or isinstance(value, (list, dict)) or value is None:
+                raise TypeError(value)
+            number = float(value)
+            if annotation is int and math.isfinite(number) and number.is_integer():
+                return int(number)
+            return number
+        if annotation is str:
+            if isinstance(value, (list, dict)):
+                raise TypeError(value)
+            return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: cannot read {value!r} as {base}") from None
+        kind = getattr(annotation, "__name__", str(annotation))
+        raise ConfigError(f"{where}: cannot read {value!r} as {kind}") from None
     return value
 
 
 def _apply(config: Any, data: dict, prefix: str = "") -> None:
     fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
     for key, value in data.items():
         where = f"{prefix}{key}"
         if key not in fields:
@@ -185,31 +289,64 @@ def _apply(config: Any, data: dict, prefix: str = "") -> None:
                 raise ConfigError(f"config key {where!r} is a section; give it a mapping")
             _apply(current, value, prefix=f"{where}.")
         else:
-            setattr(config, key, _coerce(value, fields[key].type, where))
+            setattr(config, key, _coerce(value, hints[key], where))
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> ScoreConfig:
-    """Defaults, then a YAML file (if given), then ``section.key=value`` overrides, validated."""
-    config = ScoreConfig()
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        _apply(config, data)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set expects section.key=value, got {item!r}")
-        dotted, value = item.split("=", 1)
-        nested: dict = {}
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
+    """A YAML file holding a mapping; every way it can be wrong is a one-line ``ConfigError``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text (YAML) file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping at the top level")
+    return data
+
+
+def nest(dotted: dict[str, Any]) -> dict:
+    """``{"audio.window_s": 8}`` -> ``{"audio": {"window_s": 8}}``."""
+    nested: dict = {}
+    for key, value in dotted.items():
         cursor = nested
-        parts = dotted.strip().split(".")
+        parts = key.strip().split(".")
         for part in parts[:-1]:
             cursor = cursor.setdefault(part, {})
         cursor[parts[-1]] = value
-        _apply(config, nested)
+    return nested
+
+
+def parse_set_options(items: typing.Sequence[str]) -> dict[str, str]:
+    """``["sync.dtw=fastdtw"]`` -> ``{"sync.dtw": "fastdtw"}`` (``--set`` values stay text)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] | dict[str, Any] = (), preset: str = "default",
+                flags: dict[str, Any] | None = None) -> ScoreConfig:
+    """The one path from settings to a validated ``ScoreConfig``: the preset's defaults, then a YAML
+    file, then ``--set`` overrides (``section.key=value`` strings or a dict), then typed command-line
+    flags (``{"audio.window_s": 8.0}``; ``None`` values are left out), then validation."""
+    config = ScoreConfig.preset(preset)
+    if path is not None:
+        _apply(config, read_yaml_mapping(path))
+    if not isinstance(overrides, dict):
+        overrides = parse_set_options(overrides)
+    _apply(config, nest(overrides))
+    _apply(config, nest({k: v for k, v in (flags or {}).items() if v is not None}))
     return config.validate()

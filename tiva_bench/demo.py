@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tiva_bench.config import load_config
 from tiva_bench.run import DEFAULT_MODELS, run_models
 
 
 def run_demo(out: Path, n: int = 32, seed: int = 0, workers: int = 0, quiet: bool = False) -> Path:
-    from tiva_bench.config import ScoreConfig
-    from tiva_bench.run import DEFAULT_METRICS
-    from tiva_bench import synthetic
-
-    cfg = ScoreConfig(metrics=list(DEFAULT_METRICS), workers=workers)
-    cfg.audio.window_s = synthetic.DURATION_S
+    cfg = load_config(preset="synthetic", flags={"workers": workers})
     table = run_models(DEFAULT_MODELS, Path(out), None, cfg, seed=0, n_synth=n, synth_seed=seed, log=(lambda m: None) if quiet else print)
     if not quiet:
         print(table.read_text(encoding="utf-8"), end="")

@@ -19,7 +19,6 @@ from tiva_bench.core.data import folder_items
 from tiva_bench.core.errors import NothingToScoreError
 from tiva_bench.runner import score_folders
 
-DEFAULT_METRICS = ["w_dis", "dtw_dis", "onset_acc", "onset_ap", "energy_l1", "fad_synth", "kl_synth", "is_synth", "class_acc"]
 DEFAULT_MODELS = ["tiva-tiny", "tiva-tiny-nolayout", "ground-truth", "shifted=0.25", "shuffled", "noise"]
 
 
@@ -30,8 +29,7 @@ def run_models(models: list[str], out: Path, data: str | Path | None = None, cfg
         synthetic.generate(out / "synth", {"test": n_synth}, seed=synth_seed)
         data = out / "synth" / "test"
         if cfg is None:
-            cfg = ScoreConfig(metrics=list(DEFAULT_METRICS))
-            cfg.audio.window_s = synthetic.DURATION_S
+            cfg = ScoreConfig.preset("synthetic")
     cfg = cfg or ScoreConfig()
     if not cfg.cache_dir:
         cfg.cache_dir = str(out / "cache")

@@ -80,9 +80,19 @@ def register(spec: ExtractorSpec) -> ExtractorSpec:
     return EXTRACTORS.register(spec.name, spec)
 
 
+BACKBONE_MODULES = ("vggish", "panns", "melception", "passt", "imagebind")
+
+
+def extractor_spec(name: str) -> ExtractorSpec:
+    """The spec registered as ``name``; backbone modules (torch) are imported only when needed."""
+    if name not in EXTRACTORS:
+        _register_backbones()
+    return EXTRACTORS.get(name)
+
+
 def get_extractor(name: str, device: str = "cpu", batch_size: int = 16) -> AudioExtractor:
     """Instantiate (not yet load) the extractor registered as ``name``."""
-    spec = EXTRACTORS.get(name)
+    spec = extractor_spec(name)
     module, _, cls = spec.target.partition(":")
     return getattr(importlib.import_module(module), cls)(device=device, batch_size=batch_size)
 
@@ -97,8 +107,6 @@ register(ExtractorSpec(
 
 
 def _register_backbones() -> None:
-    """Import the backbone modules so their specs are registered (no heavy imports at module level)."""
-    import importlib
-
-    for module in ("vggish", "panns", "melception", "passt", "imagebind"):
+    """Import the backbone modules so their specs are registered (imports torch)."""
+    for module in BACKBONE_MODULES:
         importlib.import_module(f"tiva_bench.metrics.extractors.{module}")

@@ -31,7 +31,8 @@ class FeatureCache:
 
     ``name`` names the folder; ``settings`` (JSON-serialisable) is everything that changes the
     outputs; ``expect`` optionally maps each output name to its per-item shape (``None`` in a
-    dimension means any size) so a read validates shapes. ``on_damaged(path, reason)`` is called
+    dimension means any size; ``None`` for the whole shape checks presence only) so a read
+    validates them. ``on_damaged(path, reason)`` is called
     for each entry that fails validation (the caller warns; the entry is then recomputed).
     """
 
@@ -78,6 +79,8 @@ class FeatureCache:
             if name not in data:
                 return f"array {name!r} is missing"
             got = data[name].shape
+            if shape is None:
+                continue
             if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
                 return f"array {name!r} has shape {got}, expected {shape}"
         for name, value in data.items():

@@ -10,6 +10,7 @@ videos lists the bad ones and goes on.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,24 +45,25 @@ class AVWindow:
     notes: list[str] = field(default_factory=list)
 
 
+def read_class_label(media_path: str | Path) -> str | None:
+    """The class named in ``<media>.json`` beside a file (the synthetic benchmark's metadata), if any."""
+    meta = Path(media_path).with_suffix(".json")
+    try:
+        value = json.loads(meta.read_text()).get("class")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def folder_items(root: str | Path) -> list[VideoItem]:
     """Every video below ``root`` (recursive, sorted); key = path relative to ``root`` without
     extension; a ``<video>.json`` with a "class" (synthetic metadata) gives the label."""
-    import json
-
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "video folder does not exist or is not a folder")
     items = []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS):
-        label = None
-        meta = path.with_suffix(".json")
-        if meta.exists():
-            try:
-                label = json.loads(meta.read_text()).get("class")
-            except (OSError, ValueError, AttributeError):
-                label = None
-        items.append(VideoItem(path.relative_to(root).with_suffix("").as_posix(), path, label, None))
+        items.append(VideoItem(path.relative_to(root).with_suffix("").as_posix(), path, read_class_label(path), None))
     return items
 
 

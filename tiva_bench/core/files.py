@@ -79,3 +79,74 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
     return Path(path)
+
+
+class OutputBusyError(Exception):
+    """Another process holds the lock on an output folder."""
+
+
+def check_writable_dir(path: str | Path) -> Path:
+    """Create ``path`` (and parents) if needed and check a file can be written there.
+
+    Raises ``NotADirectoryError`` / ``PermissionError`` / ``OSError`` with a message naming the
+    path; callers turn them into one-line usage errors *before* any work is done.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{parent} is a file, so {path} cannot be created")
+            break
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".tiva-bench-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as exc:
+        raise PermissionError(f"{path} is not writable ({exc.strerror})") from None
+    finally:
+        if probe.exists():
+            probe.unlink()
+    return path
+
+
+class OutputLock:
+    """An exclusive, non-blocking lock on an output folder for the lifetime of a run.
+
+    ``with OutputLock(out):`` raises ``OutputBusyError`` at once when another process holds it
+    (the lock file records that process's id). The operating system releases the lock when the
+    process ends, however it ends, so a killed run never leaves a stale lock.
+    """
+
+    NAME = ".tiva-bench.lock"
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / self.NAME
+        self.fh = None
+
+    def __enter__(self) -> "OutputLock":
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform
+            return self
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "another process"
+            self.fh.close()
+            self.fh = None
+            raise OutputBusyError(f"{self.path.parent} is being written by another tiva-bench run ({holder})") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.fh is not None:
+            self.fh.close()  # closing releases the flock
+            self.fh = None
+        return False

@@ -44,7 +44,6 @@ class ClipResult:
     ref_padded_s: float = 0.0
     gen_silent: bool = False
     ref_silent: bool = False
-    extras: dict | None = field(default=None, repr=False)  # transient: set-metric inputs, never written
 
 
 @dataclass
@@ -148,7 +147,7 @@ class Results:
             "metrics": {k: {**self.metric_info.get(k, {}), **vars(v)} for k, v in self.metrics.items()},
             "n_scored": len(self.clips),
             "n_skipped": len(self.skipped),
-            "per_clip": [{k: v for k, v in vars(c).items() if k != "extras"} for c in self.clips],
+            "per_clip": [dict(vars(c)) for c in self.clips],
             "skipped": self.skipped,
             "ignored": self.ignored,
             "warnings": self.warnings,

@@ -1,0 +1,45 @@
+"""Process-table helpers for tests that kill processes (Linux /proc)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    out, frontier = set(), {pid}
+    while frontier:
+        nxt = set()
+        for p in frontier:
+            nxt |= children(p)
+        nxt -= out
+        out |= nxt
+        frontier = nxt
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return "forkserver"  # gone: not counted as a worker
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

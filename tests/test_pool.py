@@ -1,0 +1,98 @@
+"""The pool supervisor: a worker that dies loses nothing, errors are reported, workers die with
+their parent, and the worker count is capped at the usable cores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.procs import alive as _alive, cmdline as _cmdline, descendants as _descendants
+from tiva_bench.core.pool import TaskFailure, n_workers, supervised_map, usable_cpus
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _square_with_faults(job):
+    """Workers run this: item 3 always kills its worker, item 5 kills it once, item 7 raises."""
+    value, flag_dir = job
+    if value == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if value == 5:
+        flag = Path(flag_dir) / "five"
+        if not flag.exists():
+            flag.write_text("died once")
+            os.kill(os.getpid(), signal.SIGSEGV)
+    if value == 7:
+        raise ValueError("seven is bad")
+    return value * value
+
+
+def test_dead_workers_lose_nothing(tmp_path):
+    notices = []
+    jobs = [(v, str(tmp_path)) for v in range(12)]
+    out = list(supervised_map(_square_with_faults, jobs, workers=2, on_notice=notices.append))
+    assert [i for i, _ in out] == list(range(12)), "every item comes back, in input order"
+    results = dict(out)
+    for v in (0, 1, 2, 4, 6, 8, 9, 10, 11):
+        assert results[v] == v * v
+    assert results[5] == 25, "an item whose worker died once is retried in a fresh worker"
+    assert isinstance(results[3], TaskFailure) and results[3].crashed and "SIGKILL" in results[3].reason and "2 times" in results[3].reason
+    assert isinstance(results[7], TaskFailure) and not results[7].crashed and "ValueError: seven is bad" in results[7].reason
+    assert sum("retrying" in n for n in notices) == 2  # item 3's first death and item 5's
+
+
+def test_inline_mode_reports_errors_without_processes(tmp_path):
+    out = dict(supervised_map(_square_with_faults, [(7, str(tmp_path)), (2, str(tmp_path))], workers=1))
+    assert isinstance(out[0], TaskFailure) and out[1] == 4
+
+
+def test_worker_count_is_capped_at_usable_cores():
+    notices = []
+    assert n_workers(100, 1000, notices.append) == usable_cpus()
+    assert notices and "capped" in notices[0]
+    assert n_workers(0, 1000) == usable_cpus()
+    assert n_workers(8, 3) == min(3, usable_cpus())
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to list processes")
+def test_workers_die_with_a_killed_parent(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from tiva_bench.core.pool import supervised_map
+        from tests.test_pool import _slow
+        if __name__ == "__main__":
+            for _ in supervised_map(_slow, list(range(50)), workers=2):
+                pass
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    try:
+        deadline = time.time() + 60
+        workers: set[int] = set()
+        while time.time() < deadline and len(workers) < 2:
+            time.sleep(0.2)
+            workers = {p for p in _descendants(parent.pid) if "forkserver" not in _cmdline(p)}
+        assert workers, "no worker started"
+        everything = _descendants(parent.pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(p) for p in everything):
+            time.sleep(0.2)
+        assert not [p for p in everything if _alive(p)], "processes outlived a SIGKILLed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _slow(value):
+    time.sleep(0.5)
+    return value
