@@ -103,3 +103,15 @@ def test_the_checker_catches_violations(tmp_path, source, expected, monkeypatch)
         assert any(expected in v for v in found), found
     else:
         assert any(expected in v for v in found), found
+
+
+def test_sync_only_workers_import_no_torch():
+    """Clip-scoring workers load this module (and the CLI's): neither may pull in torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tiva_bench.clip_scoring, tiva_bench.cli, tiva_bench.runner, tiva_bench.extract\n"
+            "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'open_clip') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -17,7 +17,7 @@ import numpy as np
 from tiva_bench.core.cache import FeatureCache, file_digest
 from tiva_bench.core.data import FPS, WINDOW_S, VideoItem, load_av_window
 from tiva_bench.core.errors import InputError
-from tiva_bench.core.video import clip_preprocess
+from tiva_bench.models.tiva.frame_encoder import CLIPFrames
 
 
 @dataclass
@@ -29,27 +29,20 @@ class ExtractionSummary:
 
 
 def clip_cache(encoder, fps: float = FPS, window_s: float = WINDOW_S, policy: str = "pad", root=None, recompute=False) -> FeatureCache:
-    """The cache for one encoder configuration (weights identity = checkpoint name + size)."""
+    """The cache for one encoder configuration (weights identity = the checkpoint's SHA-256)."""
     weights = encoder.checkpoint
     if weights != "random-init":
-        path = Path(weights)
-        weights = f"{path.name}:{path.stat().st_size}"
+        weights = file_digest(weights)
     settings = {"encoder": "clip_vit_b16", "weights": weights, "layers": list(encoder.layers), "patch_grid": encoder.patch_grid,
                 "fps": fps, "window_s": window_s, "policy": policy, "preprocess": "clip-bicubic-224-centre"}
     return FeatureCache("clip_vit_b16", settings, root, recompute)
 
 
 def encode_frames(encoder, frames: np.ndarray, device: str = "cpu", batch_frames: int = 128) -> dict[str, np.ndarray]:
-    """uint8 frames ``(T, H, W, 3)`` -> ``{"cls": (T, L, 768), "patch": (T, L, g*g, 768)}`` float16."""
-    import torch
-
-    pixels = clip_preprocess(frames)
-    cls_parts, patch_parts = [], []
-    for start in range(0, len(pixels), batch_frames):
-        cls, patch = encoder(torch.from_numpy(pixels[start:start + batch_frames]).to(device))
-        cls_parts.append(cls.float().cpu().numpy().astype(np.float16))
-        patch_parts.append(patch.float().cpu().numpy().astype(np.float16))
-    return {"cls": np.concatenate(cls_parts), "patch": np.concatenate(patch_parts)}
+    """uint8 frames ``(T, H, W, 3)`` -> ``{"cls": (T, L, 768), "patch": (T, L, g*g, 768)}`` float16,
+    through the model's own frame encoder (``CLIPFrames``: CLIP pre-processing, then the ViT)."""
+    cls, patch = CLIPFrames(encoder.to(device)).encode_frames(frames, batch_frames)
+    return {"cls": cls.float().cpu().numpy().astype(np.float16), "patch": patch.float().cpu().numpy().astype(np.float16)}
 
 
 def extract_clip_features(items: list[VideoItem], encoder, cache: FeatureCache, device: str = "cpu", batch_frames: int = 128, progress=None) -> ExtractionSummary:
