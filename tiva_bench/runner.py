@@ -204,7 +204,9 @@ def score_folders(
     collector.finish()
     if not clips:
         why = f"{len(skipped)} skipped" if skipped else "no media files found"
-        raise NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})", "see the skipped reasons above, or check the folder names and --pair-by / --strip-suffix")
+        error = NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})", "each clip's reason is in the error's skipped list; check the folder names and --pair-by / --strip-suffix")
+        error.skipped, error.ignored = skipped, pairing.ignored
+        raise error
     set_values = aggregate(clips, [s.name for s in clip_specs])
     for name, sv in set_values.items():
         if sv.n_undefined:
