@@ -65,9 +65,11 @@ class Pairing:
     skipped: list[Skipped] = field(default_factory=list)
     ignored: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    ignored_kinds: list[str] = field(default_factory=list, repr=False)  # a short label per ignored entry
 
-    def ignore(self, path: str | Path, reason: str) -> None:
+    def ignore(self, path: str | Path, reason: str, kind: str) -> None:
         self.ignored.append({"path": str(path), "reason": reason})
+        self.ignored_kinds.append(kind)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class _Problem:
 
     path: Path
     reason: str
+    kind: str = "folders with media names"
 
 
 def _compile(pattern: str | None, option: str) -> re.Pattern | None:
@@ -138,14 +141,14 @@ def walk_folder(root: Path, include_hidden: bool, result: Pairing) -> tuple[list
 
     def enter(path: Path, above: frozenset, identity: tuple[int, int]) -> tuple[Path, frozenset] | None:
         if identity in above:
-            result.ignore(path, f"symbolic link to {searched.get(identity, 'a folder above it')}, a folder above it (a loop); not followed")
+            result.ignore(path, f"symbolic link to {searched.get(identity, 'a folder above it')}, a folder above it (a loop); not followed", "link loops")
             return None
         if identity in searched:
-            result.ignore(path, f"the same folder as {searched[identity]}, which is searched; not searched twice")
+            result.ignore(path, f"the same folder as {searched[identity]}, which is searched; not searched twice", "second paths to a folder")
             return None
         searched[identity] = path
         if _is_media_name(path):
-            problems.append(_Problem(path, "is a folder, not a file (the files inside it are searched)"))
+            problems.append(_Problem(path, "a folder, not a file (the files inside it are searched)"))
         return path, above | {identity}
 
     while stack or links:
@@ -159,28 +162,28 @@ def walk_folder(root: Path, include_hidden: bool, result: Pairing) -> tuple[list
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            result.ignore(folder, f"folder cannot be listed ({exc.strerror or type(exc).__name__}); nothing below it was searched")
+            result.ignore(folder, f"folder cannot be listed ({exc.strerror or type(exc).__name__}); nothing below it was searched", "unreadable folders")
             continue
         subfolders: list[tuple[Path, frozenset]] = []
         for entry in entries:
             path = Path(entry.path)
             if entry.name.startswith(".") and not include_hidden:
-                result.ignore(path, REASON_HIDDEN + ("; the folder was not searched" if entry.is_dir() else ""))
+                result.ignore(path, REASON_HIDDEN + ("; the folder was not searched" if entry.is_dir() else ""), "hidden")
                 continue
             try:
                 st = os.stat(path)  # follows symbolic links
             except OSError as exc:
                 if entry.is_symlink():
                     if exc.errno == errno.ELOOP:
-                        reason = "symbolic-link loop (the link resolves to itself)"
+                        reason, kind = "symbolic-link loop (the link resolves to itself)", "link loops"
                     else:
-                        reason = f"dangling symbolic link (its target {os.readlink(path)} does not exist)"
+                        reason, kind = f"dangling symbolic link (its target {os.readlink(path)} does not exist)", "dangling links"
                 else:
-                    reason = f"cannot be read ({exc.strerror or type(exc).__name__})"
+                    reason, kind = f"cannot be read ({exc.strerror or type(exc).__name__})", "unreadable entries"
                 if _is_media_name(path):
-                    problems.append(_Problem(path, reason))
+                    problems.append(_Problem(path, reason, kind))
                 else:
-                    result.ignore(path, reason)
+                    result.ignore(path, reason, kind)
                 continue
             if stat.S_ISDIR(st.st_mode):
                 identity = (st.st_dev, st.st_ino)
@@ -193,9 +196,9 @@ def walk_folder(root: Path, include_hidden: bool, result: Pairing) -> tuple[list
             elif stat.S_ISREG(st.st_mode):
                 files.append(path)
             elif _is_media_name(path):
-                problems.append(_Problem(path, f"is {_kind_of(st.st_mode)}, not a file; not read"))
+                problems.append(_Problem(path, f"{_kind_of(st.st_mode)}, not a file; not read", "special files"))
             else:
-                result.ignore(path, f"{_kind_of(st.st_mode)}; not read")
+                result.ignore(path, f"{_kind_of(st.st_mode)}; not read", "special files")
         stack.extend(reversed(subfolders))
     return files, problems
 
@@ -218,7 +221,7 @@ def index_folder(root: str | Path, cfg: PairingConfig, is_gen: bool, result: Pai
     by_key: dict[str, list[Path]] = {}
     for path in files:
         if not _is_media_name(path):
-            result.ignore(path, REASON_NOT_MEDIA)
+            result.ignore(path, REASON_NOT_MEDIA, "non-media")
             continue
         key = _key_for(path, root, cfg, pattern, is_gen)
         if key is None:
@@ -243,9 +246,9 @@ def index_folder(root: str | Path, cfg: PairingConfig, is_gen: bool, result: Pai
         key = _key_for(problem.path, root, cfg, pattern, is_gen)
         if key is None or key in by_key:  # not a clip name, or a readable file provides the key
             why = "its name does not match the pattern" if key is None else f"'{key}' comes from another file"
-            result.ignore(problem.path, f"{problem.reason}; {why}")
+            result.ignore(problem.path, f"{problem.reason}; {why}", problem.kind)
             continue
-        reason = f"{side} {problem.path.relative_to(root)} {problem.reason}"
+        reason = f"{side} {problem.path.relative_to(root)}: {problem.reason}"
         if key in bad:
             bad[key] = Skipped(key, f"{bad[key].reason}; {reason}", bad[key].path)
         else:
@@ -254,16 +257,11 @@ def index_folder(root: str | Path, cfg: PairingConfig, is_gen: bool, result: Pai
         key, chosen, others = preferred[0]
         example = f"e.g. '{key}': {chosen.relative_to(root)} over {', '.join(str(p.relative_to(root)) for p in others)}"
         result.warnings.append(f"{side}: {len(preferred)} names have both an audio file and a video; the audio files are used ({example})")
-    unusual = Counter(_reason_kind(i["reason"]) for i in result.ignored[n_ignored:] if i["reason"] != REASON_NOT_MEDIA)
+    unusual = Counter(k for k in result.ignored_kinds[n_ignored:] if k != "non-media")
     if unusual:
-        counts = ", ".join(f"{n} {kind}" for kind, n in unusual.most_common())
-        result.warnings.append(f"{side}: ignored {counts} below {root} (each listed with its reason under 'ignored')")
+        counts = ", ".join(f"{kind} ({n})" for kind, n in unusual.most_common())
+        result.warnings.append(f"{side}: ignored below {root}: {counts}; each is listed with its reason under 'ignored'")
     return index, bad
-
-
-def _reason_kind(reason: str) -> str:
-    """A short label for the summary warning: the reason up to its first ';' or '('."""
-    return re.split(r"[;(]", reason, maxsplit=1)[0].strip()
 
 
 def pair_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: PairingConfig) -> Pairing:

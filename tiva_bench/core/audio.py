@@ -17,6 +17,8 @@ stream that stops decoding part-way raise ``InputError`` rather than being read 
 
 from __future__ import annotations
 
+import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +49,8 @@ class PromisedLength:
     """What a container's header says its first audio stream holds.
 
     ``seconds``: the promised duration; ``tolerance_s``: how much shorter a complete decode may
-    be (1.5 samples for lossless codecs, ``max(0.1 s, 3 codec frames)`` for lossy ones);
+    be (half a sample for lossless codecs, so one missing frame is damage; ``max(0.1 s, 3 codec
+    frames)`` for lossy ones);
     ``source``: where the number comes from (for the message).
     """
 
@@ -96,7 +99,7 @@ def promised_length(container, path: Path) -> PromisedLength | None:
         return None
     codec = stream.codec_context.name or ""
     if codec.startswith("pcm_") or codec in _LOSSLESS_CODECS:
-        tolerance = 1.5 / rate
+        tolerance = 0.5 / rate
     else:
         tolerance = max(LOSSY_TOLERANCE_S, 3 * (stream.codec_context.frame_size or 1024) / rate)
     return PromisedLength(seconds, tolerance, source)
@@ -126,6 +129,55 @@ def is_media_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in MEDIA_EXTENSIONS
 
 
+_WAV_PCM_TAGS = (1, 3, 6, 7, 0xFFFE)  # PCM, IEEE float, A-law, mu-law, extensible: bytes = frames x block
+_WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # placeholders of writers that stream and never seek back
+
+
+def wav_promised_length(path: Path) -> PromisedLength | None:
+    """What a RIFF/RIFX/RF64 WAV header promises: its data chunk's size in frames (or, for
+    compressed formats, the ``fact`` chunk's frame count). ``None`` when the file is not such a WAV
+    or the sizes are streaming placeholders (0 or 0xFFFFFFFF with no ``ds64`` chunk).
+
+    FFmpeg cannot be asked: for plain PCM it reports the length of the data the file holds.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX", b"RF64"):
+            return None
+        order = ">" if head[:4] == b"RIFX" else "<"
+        rate = block = tag = None
+        ds64_data = fact_frames = data_size = None
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                break
+            chunk, size = header[:4], struct.unpack(order + "I", header[4:])[0]
+            if chunk == b"data":
+                data_size = size
+                break
+            body = fh.read(min(size, 64)) if chunk in (b"fmt ", b"ds64", b"fact") else b""
+            if chunk == b"fmt " and len(body) >= 14:
+                tag, _, rate, _, block = struct.unpack(order + "HHIIH", body[:14])
+            elif chunk == b"ds64" and len(body) >= 16:
+                ds64_data = struct.unpack(order + "Q", body[8:16])[0]
+            elif chunk == b"fact" and len(body) >= 4:
+                fact_frames = struct.unpack(order + "I", body[:4])[0]
+            fh.seek(size + (size & 1) - len(body), os.SEEK_CUR)
+    if data_size is None or not rate or not block:
+        return None
+    if head[:4] == b"RF64" and data_size == 0xFFFFFFFF and ds64_data:
+        data_size = ds64_data
+    if tag in _WAV_PCM_TAGS:
+        if data_size in _WAV_UNKNOWN_SIZES:
+            return None
+        frames = data_size // block
+    elif fact_frames:
+        frames = fact_frames
+    else:
+        return None
+    return PromisedLength(frames / rate, 0.5 / rate, "the WAV header")
+
+
 def _promised_by_ffmpeg(path: Path) -> PromisedLength | None:
     """The header's promise read with FFmpeg (libsndfile clamps a truncated WAV's length to what
     the file holds, so it cannot tell); ``None`` when FFmpeg cannot parse the header."""
@@ -138,11 +190,12 @@ def _promised_by_ffmpeg(path: Path) -> PromisedLength | None:
         return None
 
 
-def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
+def _decode_soundfile(path: Path, promised: PromisedLength | None = None) -> tuple[np.ndarray, int]:
+    """``promised``: the header's length where the caller read it (WAV); else FFmpeg reads it."""
     import soundfile as sf
 
     data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
-    check_complete(path, data.shape[0] / sr, _promised_by_ffmpeg(path))
+    check_complete(path, data.shape[0] / sr, promised or _promised_by_ffmpeg(path))
     return data.T, int(sr)
 
 
@@ -169,7 +222,8 @@ def open_media(path: Path, what: str = "media"):
         raise InputError(path, f"cannot open as {what} ({type(exc).__name__})", f"check the file is a complete {'video' if what == 'video' else 'audio/video'} file") from None
 
 
-def _decode_pyav(path: Path) -> tuple[np.ndarray, int]:
+def _decode_pyav(path: Path, promised: PromisedLength | None = None) -> tuple[np.ndarray, int]:
+    """``promised``: the header's length where the caller read it (WAV); else FFmpeg's."""
     import av
 
     container = open_media(path)
@@ -178,7 +232,7 @@ def _decode_pyav(path: Path) -> tuple[np.ndarray, int]:
             kinds = "video only" if container.streams.video else "no streams"
             raise InputError(path, f"no audio stream ({kinds})", "use a file with an audio track")
         stream = container.streams.audio[0]
-        promised = promised_length(container, path)
+        promised = promised or promised_length(container, path)
         chunks: list[np.ndarray] = []
         rate = stream.rate or stream.codec_context.sample_rate
         decode_error = ""
@@ -213,11 +267,14 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)", "regenerate or remove it")
     suffix = path.suffix.lower()
+    promised = wav_promised_length(path) if suffix == ".wav" else None
     if suffix in _SOUNDFILE_EXTENSIONS:
         try:
-            data, sr = _decode_soundfile(path)
+            data, sr = _decode_soundfile(path, promised)
+        except InputError:
+            raise
         except Exception:  # libsndfile refuses some valid files (e.g. odd WAV headers): let FFmpeg try
-            data, sr = _decode_pyav(path)
+            data, sr = _decode_pyav(path, promised)
     else:
         data, sr = _decode_pyav(path)
     if data.shape[-1] == 0:
