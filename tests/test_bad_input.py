@@ -27,6 +27,7 @@ from tests.conftest import SR, clicks
 
 
 def run_cli(*args, env=None):
+    """The command line in a fresh process (``TIVA_BENCH_WEIGHTS`` emptied unless given)."""
     env = {**os.environ, "TIVA_BENCH_WEIGHTS": "", **(env or {})}
     return subprocess.run([sys.executable, "-m", "tiva_bench", *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
 
@@ -112,18 +113,35 @@ def test_weights_dir_must_exist_and_keeps_the_given_order(tmp_path):
     assert manager.dirs[:2] == [tmp_path / "a", tmp_path / "b"]
 
 
-def test_metrics_finds_weights_in_weights_dir_and_refuses_a_wrong_file(tmp_path, media_pair_dirs):
+@pytest.fixture
+def fresh_weights(tmp_path, monkeypatch):
+    """The process-wide weights manager, emptied for one in-process CLI call and restored after."""
+    from tiva_bench.core.weights import WEIGHTS
+
+    for name, value in (("dirs", []), ("cache", tmp_path / "empty-cache"), ("allow_unverified", False), ("unverified", {}), ("_added", 0)):
+        monkeypatch.setattr(WEIGHTS, name, value)
+    return WEIGHTS
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    from tiva_bench.cli import main
+
+    rc = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_metrics_finds_weights_in_weights_dir_and_refuses_a_wrong_file(tmp_path, media_pair_dirs, fresh_weights, capsys):
     gen, ref = media_pair_dirs
     folder = tmp_path / "elsewhere"
     folder.mkdir()
     (folder / "vggish-10086976.pth").write_bytes(b"not the published vggish checkpoint")
-    env = {"TIVA_BENCH_CACHE": str(tmp_path / "empty-cache")}
-    proc = run_cli("metrics", gen, ref, "--metrics", "fad_vggish", "--weights-dir", tmp_path / "nowhere", "--weights-dir", folder, env=env)
-    assert proc.returncode == 2 and "nowhere does not exist" in proc.stderr
-    proc = run_cli("metrics", gen, ref, "--metrics", "fad_vggish", "--weights-dir", folder, "-q", env=env)
-    assert proc.returncode == 2, proc.stderr
-    assert "fails the published sha256-prefix" in proc.stderr and "--allow-unverified" in proc.stderr
-    assert str(folder / "vggish-10086976.pth") in proc.stderr and proc.stdout == ""
+    rc, _, err = cli(capsys, "metrics", gen, ref, "--metrics", "fad_vggish", "--weights-dir", tmp_path / "nowhere", "--weights-dir", folder)
+    assert rc == 2 and "nowhere does not exist" in err
+    rc, out, err = cli(capsys, "metrics", gen, ref, "--metrics", "fad_vggish", "--weights-dir", folder, "-q")
+    assert rc == 2, err
+    assert "fails the published sha256-prefix" in err and "--allow-unverified" in err
+    assert str(folder / "vggish-10086976.pth") in err and out == "" and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
@@ -366,24 +384,35 @@ def test_an_unreadable_folder_is_listed(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- a run where nothing could be scored
 
-def test_when_nothing_is_scored_the_reasons_are_printed_even_with_quiet(tmp_path):
+def test_when_nothing_is_scored_the_reasons_are_printed_even_with_quiet(tmp_path, capsys):
     gen, ref = tmp_path / "gen", tmp_path / "ref"
     gen.mkdir()
     for name in ("a", "b"):
         tone_wav(ref / f"{name}.wav")
         (gen / f"{name}.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    proc = run_cli("metrics", gen, ref, "--metrics", "w_dis", "-q")
-    assert proc.returncode == 3
-    assert "skipped a: generated file" in proc.stderr and "skipped b: generated file" in proc.stderr
-    assert "reasons are listed above" in proc.stderr and "see the skipped reasons above" not in proc.stderr
+    rc, out, err = cli(capsys, "metrics", gen, ref, "--metrics", "w_dis", "--workers", "1", "-q")
+    assert rc == 3 and out == ""
+    assert "skipped a: generated file" in err and "skipped b: generated file" in err
+    assert "reasons are listed above" in err and "see the skipped reasons above" not in err
 
     hidden = tmp_path / "hidden_gen"
     tone_wav(hidden / ".a.wav")
-    proc = run_cli("metrics", hidden, ref, "--metrics", "w_dis", "-q")
-    assert proc.returncode == 3
-    assert f"ignored {hidden / '.a.wav'}: hidden" in proc.stderr and "skipped a: no generated file named 'a'" in proc.stderr
+    rc, _, err = cli(capsys, "metrics", hidden, ref, "--metrics", "w_dis", "--workers", "1", "-q")
+    assert rc == 3
+    assert f"ignored {hidden / '.a.wav'}: hidden" in err and "skipped a: no generated file named 'a'" in err
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = run_cli("metrics", empty, empty, "--metrics", "w_dis", "-q")
-    assert proc.returncode == 3 and "no media file was found" in proc.stderr and "above" not in proc.stderr
+    rc, _, err = cli(capsys, "metrics", empty, empty, "--metrics", "w_dis", "-q")
+    assert rc == 3 and "no file at all was found" in err and "above" not in err
+
+
+def test_many_reasons_are_counted_by_kind_after_the_first_twenty(tmp_path, capsys):
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    for i in range(30):
+        tone_wav(gen / f"g{i:02d}.wav")
+    tone_wav(ref / "other.wav")
+    rc, _, err = cli(capsys, "metrics", gen, ref, "--metrics", "w_dis", "-q")
+    assert rc == 3
+    assert err.count("  skipped ") == 20 and "... and 11 more:" in err
+    assert "10 x no reference named ... in" in err and "1 x no generated file named ... in" in err

@@ -165,11 +165,12 @@ def _print_summary(results, out_dir: str | None) -> None:
 
     frame, info = summary_frame([results.to_dict()])
     print(render_markdown(frame, info, decimals=3), end="")
-    print(f"scored {len(results.clips)} clips, skipped {len(results.skipped)}, ignored {len(results.ignored)} other files or folders (each with its reason in results.json)")
+    where = "in results.json" if out_dir else "not written: pass --out DIR to keep them"
+    print(f"scored {len(results.clips)} clips, skipped {len(results.skipped)}, ignored {len(results.ignored)} other files or folders (every reason {where})")
     for s in results.skipped[:10]:
         print(f"  skipped {s['clip']}: {s['reason']}")
     if len(results.skipped) > 10:
-        print(f"  ... {len(results.skipped) - 10} more in results.json")
+        print(f"  ... {len(results.skipped) - 10} more ({where})")
     for w in results.warnings[:10]:
         print(f"  warning: {w}")
     if out_dir:
@@ -236,9 +237,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     try:
         results = score_folders(args.gen_dir, args.ref_dir, cfg, label=args.label, progress=progress)
     except NothingToScoreError as exc:
-        _print_reasons(getattr(exc, "skipped", []), getattr(exc, "ignored", []))
-        where = "listed above" if getattr(exc, "skipped", None) or getattr(exc, "ignored", None) else "none: no media file was found below either folder"
-        raise NothingToScoreError(exc.message, f"the reasons are {where}; check the folder names and --pair-by / --strip-suffix") from None
+        skipped, ignored = getattr(exc, "skipped", []), getattr(exc, "ignored", [])
+        _print_reasons(skipped, ignored)
+        why = "the reasons are listed above" if skipped or ignored else "no file at all was found below either folder"
+        raise NothingToScoreError(exc.message, f"{why}; check the folder names and --pair-by / --strip-suffix") from None
     if WEIGHTS.unverified:
         results.warnings.extend(f"UNVERIFIED WEIGHTS (--allow-unverified): {m}" for m in WEIGHTS.unverified.values())
         results.provenance["weights_unverified"] = dict(WEIGHTS.unverified)

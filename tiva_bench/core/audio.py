@@ -72,8 +72,14 @@ def _has_mp3_length_header(path: Path) -> bool:
     """True when an MP3 carries a Xing/Info/VBRI header (an exact frame count). Without one
     FFmpeg estimates the length from the bit rate, which is no promise at all for VBR files."""
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    return any(tag in head for tag in (b"Xing", b"Info", b"VBRI"))
+        head = fh.read(10)
+        if head[:3] == b"ID3" and len(head) == 10:  # skip an ID3v2 tag (its text could hold "Info")
+            size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+            fh.seek(10 + size + (10 if head[5] & 0x10 else 0))
+        else:
+            fh.seek(0)
+        first_frame = fh.read(4096)  # the length header sits in the first frame
+    return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
 def promised_length(container, path: Path) -> PromisedLength | None:

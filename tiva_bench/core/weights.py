@@ -216,7 +216,7 @@ class WeightsManager:
                 if not self.allow_unverified:
                     raise WeightsHashError(
                         f"{problem}: the file is damaged, incomplete or a different checkpoint",
-                        f"delete it and run tiva-bench weights download {name}; or, if you know why it differs, pass --allow-unverified (results then say so)",
+                        f"delete it and run tiva-bench weights download {name}; or, if you know why it differs, pass --allow-unverified or set TIVA_BENCH_ALLOW_UNVERIFIED=1 (results then say so)",
                     )
                 self.unverified[name] = problem
         return path
