@@ -175,7 +175,8 @@ def score_folders(
     """Score every generated file in ``gen_dir`` against its namesake in ``ref_dir``.
 
     ``progress`` wraps the outcome iterator (e.g. ``tqdm``). Raises ``NothingToScoreError`` when no
-    clip could be scored; otherwise problems are in ``Results.skipped`` / ``Results.warnings``.
+    clip could be scored (its ``skipped`` and ``ignored`` hold the reasons); otherwise problems are
+    in ``Results.skipped`` / ``Results.warnings``.
     """
     cfg = (cfg or ScoreConfig()).validate()
     specs = resolve_metrics(cfg.metrics)
@@ -204,7 +205,7 @@ def score_folders(
     collector.finish()
     if not clips:
         why = f"{len(skipped)} skipped" if skipped else "no media files found"
-        error = NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})", "each clip's reason is in the error's skipped list; check the folder names and --pair-by / --strip-suffix")
+        error = NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})", "check the folder names and --pair-by / --strip-suffix")
         error.skipped, error.ignored = skipped, pairing.ignored
         raise error
     set_values = aggregate(clips, [s.name for s in clip_specs])
