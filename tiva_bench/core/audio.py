@@ -120,7 +120,7 @@ def check_complete(path: Path, decoded_s: float, promised: PromisedLength | None
         raise InputError(
             path,
             f"damaged: {promised.source} promises {promised.seconds:.3f} s of audio but the file holds {decoded_s:.3f} s (cut short?)",
-            "copy or regenerate it (scored as it is, it would pass for a shorter, zero-padded clip)",
+            "copy or regenerate it; read as it is, it would pass for a shorter, zero-padded clip",
         )
     if decode_error and promised is None:
         raise InputError(
