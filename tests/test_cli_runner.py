@@ -36,7 +36,7 @@ def test_metrics_cli_scores_good_clips_and_lists_every_bad_one(media_pair_dirs, 
     assert "no audio stream" in reasons["mute"]
     assert "no reference named" in reasons["orphan_gen"]
     assert "no generated file named" in reasons["orphan_ref"]
-    assert any(i.endswith("notes.txt") for i in data["ignored"])
+    assert any(i["path"].endswith("notes.txt") and i["reason"] == "not a media file" for i in data["ignored"])
     silent = next(c for c in data["per_clip"] if c["clip"] == "silent")
     assert silent["gen_silent"] and silent["values"]["w_dis"] is None and "silent" in silent["undefined"]["w_dis"]
     assert silent["values"]["dtw_dis"] > 0

@@ -33,7 +33,7 @@ def test_pairs_by_stem_across_nested_folders_and_reports_problems(tmp_path):
     assert "duplicate generated name" in reasons["dup"]
     assert "no reference named 'only_gen'" in reasons["only_gen"]
     assert "no generated file named 'only_ref'" in reasons["only_ref"]
-    assert any(i.endswith("readme.txt") for i in result.ignored)
+    assert {"path": str(gen / "readme.txt"), "reason": "not a media file"} in result.ignored
     assert any("1 names have both an audio file and a video; the audio files are used" in w for w in result.warnings)
 
 

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", metavar="YAML", help="config file (see configs/default.yaml)")
     m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. sync.hop_length=512 (repeatable)")
     m.add_argument("--strict", action="store_true", help="exit 1 if any clip was skipped")
+    m.add_argument("--weights-dir", action="append", default=[], metavar="DIR", help="folder holding checkpoints fetched elsewhere, searched first (repeatable)")
+    m.add_argument("--allow-unverified", action="store_true", help="use checkpoints that fail their published hash (results record it); for people who know why")
     _add_common(m)
 
     r = sub.add_parser("report", help="tables (CSV, Markdown, LaTeX) from results files", description="Summarise one or more results.json files (one row each) as paper-style tables.")
@@ -165,11 +167,12 @@ def _print_summary(results, out_dir: str | None) -> None:
 
     frame, info = summary_frame([results.to_dict()])
     print(render_markdown(frame, info, decimals=3), end="")
-    print(f"scored {len(results.clips)} clips, skipped {len(results.skipped)}, ignored {len(results.ignored)} non-media files")
+    where = "in results.json" if out_dir else "not written: pass --out DIR to keep them"
+    print(f"scored {len(results.clips)} clips, skipped {len(results.skipped)}, ignored {len(results.ignored)} other files or folders (every reason {where})")
     for s in results.skipped[:10]:
         print(f"  skipped {s['clip']}: {s['reason']}")
     if len(results.skipped) > 10:
-        print(f"  ... {len(results.skipped) - 10} more in results.json")
+        print(f"  ... {len(results.skipped) - 10} more ({where})")
     for w in results.warnings[:10]:
         print(f"  warning: {w}")
     if out_dir:
@@ -214,6 +217,22 @@ def _notice(quiet: bool):
     return (lambda message: None) if quiet else (lambda message: print(f"tiva-bench: {message}", file=sys.stderr))
 
 
+def _print_reasons(skipped: list[dict], ignored: list[dict], limit: int = 20) -> None:
+    """Why nothing was scored, on stderr (also under -q: it is the error's explanation): the first
+    ``limit`` skipped clips and ignored entries, then the rest counted by kind of reason."""
+    import re
+    from collections import Counter
+
+    lines = [f"  skipped {s['clip']}: {s['reason']}" for s in skipped] + [f"  ignored {i['path']}: {i['reason']}" for i in ignored]
+    for line in lines[:limit]:
+        print(line, file=sys.stderr)
+    if len(lines) > limit:
+        rest = Counter(re.sub(r"'[^']*'|\d+(\.\d+)?", "...", line.split(": ", 1)[-1])[:90] for line in lines[limit:])
+        print(f"  ... and {len(lines) - limit} more:", file=sys.stderr)
+        for reason, n in rest.most_common(10):
+            print(f"    {n} x {reason}", file=sys.stderr)
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     from tiva_bench.metrics.registry import METRICS, resolve_metrics
     from tiva_bench.config import load_config
@@ -235,8 +254,23 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     resolve_metrics(cfg.metrics)  # unknown names fail before any decoding
     from tiva_bench.runner import score_folders
 
+    from tiva_bench.core.weights import WEIGHTS
+
+    for folder in args.weights_dir:
+        WEIGHTS.add_dir(folder)
+    if args.allow_unverified:
+        WEIGHTS.allow_unverified = True
     with prepare_out(args.out):
-        results = score_folders(args.gen_dir, args.ref_dir, cfg, label=args.label, progress=_tqdm_progress(args.quiet), on_notice=_notice(args.quiet))
+        try:
+            results = score_folders(args.gen_dir, args.ref_dir, cfg, label=args.label, progress=_tqdm_progress(args.quiet), on_notice=_notice(args.quiet))
+        except NothingToScoreError as exc:
+            skipped, ignored = getattr(exc, "skipped", []), getattr(exc, "ignored", [])
+            _print_reasons(skipped, ignored)
+            why = "the reasons are listed above" if skipped or ignored else "no file at all was found below either folder"
+            raise NothingToScoreError(exc.message, f"{why}; check the folder names and --pair-by / --strip-suffix") from None
+        if WEIGHTS.unverified:
+            results.warnings.extend(f"UNVERIFIED WEIGHTS (--allow-unverified): {m}" for m in WEIGHTS.unverified.values())
+            results.provenance["weights_unverified"] = dict(WEIGHTS.unverified)
         if args.out:
             results.write(args.out)
     if not args.quiet:
@@ -349,8 +383,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
         print(f"searched: {', '.join(str(d) for d in [*WEIGHTS.dirs, WEIGHTS.cache])}")
         return EXIT_OK
     if args.action == "path":
-        for name in names:
-            print(WEIGHTS.require(name))
+        for name in names:  # where the file is; `weights verify` checks it
+            print(WEIGHTS.require(name, verify=False))
         return EXIT_OK
     if args.action == "verify":
         bad = 0

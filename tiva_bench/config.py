@@ -94,6 +94,8 @@ class PairingConfig:
     strip_suffix / strip_prefix: removed from generated names before matching (e.g. ``_gen``).
     gen_pattern / ref_pattern: a regular expression searched in each name; its group named
         ``key`` (or else its first group, or else the whole match) becomes the matching key.
+    include_hidden: also search entries whose names start with ``.`` (by default they are listed
+        as ignored, and hidden folders are not searched: ``.DS_Store``, ``._clip.wav``, ``.git/``).
     """
 
     by: str = "stem"
@@ -101,6 +103,7 @@ class PairingConfig:
     strip_prefix: str = ""
     gen_pattern: str | None = None
     ref_pattern: str | None = None
+    include_hidden: bool = False
 
 
 @dataclass

@@ -117,8 +117,10 @@ def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | N
                 sources.video_paths[sources.video[-1]] = video
     if not clips:
         why = f"{len(skipped)} skipped" if skipped else "no media files found"
-        raise NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})",
-                                  "the reasons are listed as 'skipped' (also in results.json with --out); check the folder names and --pair-by / --strip-suffix")
+        error = NothingToScoreError(f"nothing could be scored in {gen_dir} against {ref_dir} ({why})",
+                                    "the reasons are listed as 'skipped'; check the folder names and --pair-by / --strip-suffix")
+        error.skipped, error.ignored = skipped, pairing.ignored
+        raise error
 
     reports = {}
     for name, extractor in extractors.items():

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tiva_bench.core.registry import Registry
-from tiva_bench.core.cache import file_digest
+from tiva_bench.core.weights import weights_sha256
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,10 @@ class AudioExtractor:
     files: tuple = ()  # checkpoint files used, set by ``load``
 
     def weights_digests(self) -> dict[str, str]:
-        """SHA-256 of each checkpoint file used (recorded in results for provenance)."""
+        """SHA-256 of each checkpoint file used (recorded in results for provenance; each file is
+        hashed once per process)."""
 
-        return {str(p): file_digest(p) for p in self.files}
+        return {str(p): weights_sha256(p) for p in self.files}
 
     def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -8,10 +8,17 @@ does, so numbers agree with librosa-based reference code.
 
 ``AudioClip`` decodes a file once and keeps one resampled copy per sample rate, so every metric
 that consumes 16 kHz audio shares the same array.
+
+Damaged files are refused, never scored as something else: a file whose header promises more audio
+than it holds (a WAV cut short by an interrupted copy, a truncated FLAC, AIFF, MP3 or video) and a
+stream that stops decoding part-way raise ``InputError`` rather than being read as a shorter clip
+(which the window would silently pad with zeros). See ``check_complete`` for the tolerances.
 """
 
 from __future__ import annotations
 
+import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,16 +37,171 @@ _SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 # Peak amplitude at or below which a decoded clip counts as digital silence.
 SILENCE_PEAK = 1e-8
 
+# Codecs that store every sample: their header's length is exact, so one missing frame is damage.
+_LOSSLESS_CODECS = ("flac", "alac", "wavpack", "tta", "ape", "mlp", "truehd", "shorten")
+# Lossy codecs: the header's length may differ from the decode by encoder delay and the padding of
+# the last codec frame, so a shortfall counts as damage only beyond max(this, 3 codec frames).
+LOSSY_TOLERANCE_S = 0.1
+
+
+@dataclass(frozen=True)
+class PromisedLength:
+    """What a container's header says its first audio stream holds.
+
+    ``seconds``: the promised duration; ``tolerance_s``: how much shorter a complete decode may
+    be (half a sample for lossless codecs, so one missing frame is damage; ``max(0.1 s, 3 codec
+    frames)`` for lossy ones);
+    ``source``: where the number comes from (for the message).
+    """
+
+    seconds: float
+    tolerance_s: float
+    source: str
+
+
+def _matroska_duration(tag: str) -> float | None:
+    """``"00:00:08.064000000"`` (a Matroska per-track DURATION tag) -> seconds."""
+    try:
+        h, m, sec = tag.strip().split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
+
+
+def _has_mp3_length_header(path: Path) -> bool:
+    """True when an MP3 carries a Xing/Info/VBRI header (an exact frame count). Without one
+    FFmpeg estimates the length from the bit rate, which is no promise at all for VBR files."""
+    with open(path, "rb") as fh:
+        head = fh.read(10)
+        if head[:3] == b"ID3" and len(head) == 10:  # skip an ID3v2 tag (its text could hold "Info")
+            size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+            fh.seek(10 + size + (10 if head[5] & 0x10 else 0))
+        else:
+            fh.seek(0)
+        first_frame = fh.read(4096)  # the length header sits in the first frame
+    return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
+
+
+def promised_length(container, path: Path) -> PromisedLength | None:
+    """The length the header of an open PyAV ``container`` promises for its first audio stream,
+    or ``None`` when it promises nothing usable (no duration, or an MP3 length estimated from its
+    bit rate)."""
+    if not container.streams.audio:
+        return None
+    stream = container.streams.audio[0]
+    rate = stream.rate or stream.codec_context.sample_rate
+    if not rate:
+        return None
+    if container.format.name == "mp3" and not _has_mp3_length_header(path):
+        return None
+    seconds, source = None, ""
+    if stream.duration and stream.time_base:
+        seconds, source = float(stream.duration * stream.time_base), "the stream header"
+    elif "DURATION" in stream.metadata:
+        seconds, source = _matroska_duration(stream.metadata["DURATION"]), "the track's DURATION tag"
+    elif not container.streams.video and container.duration:
+        seconds, source = container.duration / 1_000_000, "the container header"
+    if not seconds or seconds <= 0:
+        return None
+    codec = stream.codec_context.name or ""
+    if codec.startswith("pcm_") or codec in _LOSSLESS_CODECS:
+        tolerance = 0.5 / rate
+    else:
+        tolerance = max(LOSSY_TOLERANCE_S, 3 * (stream.codec_context.frame_size or 1024) / rate)
+    return PromisedLength(seconds, tolerance, source)
+
+
+def check_complete(path: Path, decoded_s: float, promised: PromisedLength | None, decode_error: str = "") -> None:
+    """Raise ``InputError`` when a decode of ``decoded_s`` seconds is shorter than the header
+    promised (beyond ``promised.tolerance_s``), or when decoding stopped with ``decode_error`` and
+    either nothing was promised or the promise was not met."""
+    short = promised is not None and decoded_s < promised.seconds - promised.tolerance_s
+    if short:
+        raise InputError(
+            path,
+            f"damaged: {promised.source} promises {promised.seconds:.3f} s of audio but the file holds {decoded_s:.3f} s (cut short?)",
+            "copy or regenerate it; read as it is, it would pass for a shorter, zero-padded clip",
+        )
+    if decode_error and promised is None:
+        raise InputError(
+            path,
+            f"damaged: decoding stopped after {decoded_s:.3f} s ({decode_error}) and the header gives no length to check against",
+            "re-encode or regenerate the file",
+        )
+
 
 def is_media_file(path: str | Path) -> bool:
     """True when the extension is one tiva-bench decodes (case-insensitive)."""
     return Path(path).suffix.lower() in MEDIA_EXTENSIONS
 
 
-def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
+_WAV_PCM_TAGS = (1, 3, 6, 7, 0xFFFE)  # PCM, IEEE float, A-law, mu-law, extensible: bytes = frames x block
+_WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # placeholders of writers that stream and never seek back
+
+
+def wav_promised_length(path: Path) -> PromisedLength | None:
+    """What a RIFF/RIFX/RF64 WAV header promises: its data chunk's size in frames (or, for
+    compressed formats, the ``fact`` chunk's frame count). ``None`` when the file is not such a WAV
+    or the sizes are streaming placeholders (0 or 0xFFFFFFFF with no ``ds64`` chunk).
+
+    FFmpeg cannot be asked: for plain PCM it reports the length of the data the file holds.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX", b"RF64"):
+            return None
+        order = ">" if head[:4] == b"RIFX" else "<"
+        rate = block = tag = None
+        ds64_data = fact_frames = data_size = None
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                break
+            chunk, size = header[:4], struct.unpack(order + "I", header[4:])[0]
+            if chunk == b"data":
+                data_size = size
+                break
+            body = fh.read(min(size, 64)) if chunk in (b"fmt ", b"ds64", b"fact") else b""
+            if chunk == b"fmt " and len(body) >= 14:
+                tag, _, rate, _, block = struct.unpack(order + "HHIIH", body[:14])
+            elif chunk == b"ds64" and len(body) >= 16:
+                ds64_data = struct.unpack(order + "Q", body[8:16])[0]
+            elif chunk == b"fact" and len(body) >= 4:
+                fact_frames = struct.unpack(order + "I", body[:4])[0]
+            fh.seek(size + (size & 1) - len(body), os.SEEK_CUR)
+    if data_size is None or not rate or not block:
+        return None
+    if head[:4] == b"RF64" and data_size == 0xFFFFFFFF and ds64_data:
+        data_size = ds64_data
+    if tag in _WAV_PCM_TAGS:
+        if data_size in _WAV_UNKNOWN_SIZES:
+            return None
+        frames = data_size // block
+    elif fact_frames:
+        frames = fact_frames
+    else:
+        return None
+    return PromisedLength(frames / rate, 0.5 / rate, "the WAV header")
+
+
+def _promised_by_ffmpeg(path: Path) -> PromisedLength | None:
+    """The header's promise read with FFmpeg (libsndfile clamps a truncated WAV's length to what
+    the file holds, so it cannot tell); ``None`` when FFmpeg cannot parse the header."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return promised_length(container, path)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return None
+
+
+def _decode_soundfile(path: Path, promised: PromisedLength | None = None) -> tuple[np.ndarray, int]:
+    """``promised``: the header's length where the caller read it (WAV); else FFmpeg reads it."""
     import soundfile as sf
 
     data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
+    check_complete(path, data.shape[0] / sr, promised or _promised_by_ffmpeg(path))
     return data.T, int(sr)
 
 
@@ -66,7 +228,8 @@ def open_media(path: Path, what: str = "media"):
         raise InputError(path, f"cannot open as {what} ({type(exc).__name__})", f"check the file is a complete {'video' if what == 'video' else 'audio/video'} file") from None
 
 
-def _decode_pyav(path: Path) -> tuple[np.ndarray, int]:
+def _decode_pyav(path: Path, promised: PromisedLength | None = None) -> tuple[np.ndarray, int]:
+    """``promised``: the header's length where the caller read it (WAV); else FFmpeg's."""
     import av
 
     container = open_media(path)
@@ -75,8 +238,10 @@ def _decode_pyav(path: Path) -> tuple[np.ndarray, int]:
             kinds = "video only" if container.streams.video else "no streams"
             raise InputError(path, f"no audio stream ({kinds})", "use a file with an audio track")
         stream = container.streams.audio[0]
+        promised = promised or promised_length(container, path)
         chunks: list[np.ndarray] = []
         rate = stream.rate or stream.codec_context.sample_rate
+        decode_error = ""
         try:
             for frame in container.decode(stream):
                 if frame.sample_rate != rate:
@@ -87,9 +252,10 @@ def _decode_pyav(path: Path) -> tuple[np.ndarray, int]:
         except av.error.FFmpegError as exc:
             if not chunks:
                 raise InputError(path, f"audio stream cannot be decoded ({type(exc).__name__})", "re-encode the file") from None
-            # A damaged tail: keep what decoded; the caller sees a shorter clip.
+            decode_error = type(exc).__name__  # a damaged tail: accepted only if the promise is met
     if not chunks or not rate:
         raise InputError(path, "audio stream holds no samples", "use a file with a non-empty audio track")
+    check_complete(path, sum(c.shape[1] for c in chunks) / rate, promised, decode_error)
     channels = max(c.shape[0] for c in chunks)
     chunks = [c if c.shape[0] == channels else np.repeat(c[:1], channels, axis=0) for c in chunks]
     return np.concatenate(chunks, axis=1), int(rate)
@@ -107,11 +273,14 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)", "regenerate or remove it")
     suffix = path.suffix.lower()
+    promised = wav_promised_length(path) if suffix == ".wav" else None
     if suffix in _SOUNDFILE_EXTENSIONS:
         try:
-            data, sr = _decode_soundfile(path)
+            data, sr = _decode_soundfile(path, promised)
+        except InputError:
+            raise
         except Exception:  # libsndfile refuses some valid files (e.g. odd WAV headers): let FFmpeg try
-            data, sr = _decode_pyav(path)
+            data, sr = _decode_pyav(path, promised)
     else:
         data, sr = _decode_pyav(path)
     if data.shape[-1] == 0:

@@ -128,7 +128,7 @@ class Results:
     metrics: dict[str, SetValue]
     clips: list[ClipResult]
     skipped: list[dict]
-    ignored: list[str]
+    ignored: list[dict]  # {"path", "reason"} per entry that is not a clip
     warnings: list[str]
     config: dict
     metric_info: dict[str, dict]
