@@ -1,0 +1,210 @@
+"""Intervals and significance marks for results, computed from ``results.json`` contents alone.
+
+* ``add_intervals(results)``: a 95% percentile bootstrap interval over clips for every metric with
+  per-clip values (``ci_low``/``ci_high`` beside ``value``, in the metric's own units, plus a ``ci``
+  record of the method, resample count and seed). Works on old results files too.
+* ``set_metric_interval(set_fn, gen, ref)``: the interval of a set metric (FAD, KL, IS, ...) by
+  resampling clips jointly on both sides and recomputing ``set_fn`` (default 200 resamples).
+* ``compare_systems(results_list)``: for each per-clip metric, the best ranked system (by mean)
+  against every other ranked system with the paired Wilcoxon signed-rank test on the clips both
+  scored, Holm-corrected within the metric; systems whose difference to the best is not
+  significant carry the mark ``same_as_best``.
+* ``annotate(results_list)`` does both and stores the comparisons under ``metrics[m]["vs_best"]``;
+  ``stats_frame`` / ``write_stats_csv`` give the long table (one row per system and metric).
+
+Reference and sanity rows (ground truth, shuffled or shifted references, noise, silence) are
+shown but never ranked: a results dict is unranked when its ``role`` is ``"reference"`` or
+``"sanity"``, or when its label names one of those baselines (``UNRANKED_LABEL``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from tiva_bench.core.files import atomic_write_text
+from tiva_bench.metrics.functional.stats import bootstrap_interval, bootstrap_mean_interval, holm, wilcoxon_signed_rank
+
+DEFAULT_RESAMPLES = 10_000
+DEFAULT_SET_RESAMPLES = 200
+UNRANKED_ROLES = {"reference", "sanity"}
+UNRANKED_LABEL = re.compile(r"^(ground[ -]truth|shuffled gt|gt shifted|noise|silence)\b", re.IGNORECASE)
+
+
+def unique_labels(results_list: Iterable[dict]) -> list[str]:
+    """Row labels as the tables name them: ``label`` (else ``gen_dir``), repeats suffixed " (2)"."""
+    labels: list[str] = []
+    for res in results_list:
+        label = res.get("label") or res.get("gen_dir", "?")
+        base, k = label, 2
+        while label in labels:
+            label, k = f"{base} ({k})", k + 1
+        labels.append(label)
+    return labels
+
+
+def is_ranked(results: dict) -> bool:
+    """False for reference and sanity rows, which tables show but never rank."""
+    if results.get("role") in UNRANKED_ROLES:
+        return False
+    return not UNRANKED_LABEL.match(str(results.get("label") or ""))
+
+
+def per_clip_values(results: dict, metric: str) -> dict[str, float]:
+    """``{clip: value}`` of one metric (NaN where undefined or missing)."""
+    out = {}
+    for row in results.get("per_clip", []):
+        v = row.get("values", {}).get(metric)
+        out[row["clip"]] = math.nan if v is None else float(v)
+    return out
+
+
+def add_intervals(results: dict, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, confidence: float = 0.95, overwrite: bool = False) -> dict:
+    """A copy of ``results`` where every metric with per-clip values carries a bootstrap interval.
+
+    Adds ``ci_low``, ``ci_high`` (units of ``value``; NaN when no clip defines the metric) and
+    ``ci = {"method": "percentile bootstrap over clips", "confidence", "n_resamples", "seed"}``.
+    Set metrics (no per-clip values) keep whatever interval scoring gave them. An existing
+    interval is kept unless ``overwrite``.
+    """
+    out = copy.deepcopy(results)
+    clip_names = {name for row in out.get("per_clip", []) for name in row.get("values", {})}
+    for name, m in out.get("metrics", {}).items():
+        if name not in clip_names or (not overwrite and "ci_low" in m):
+            continue
+        values = np.array(list(per_clip_values(out, name).values()), dtype=np.float64)
+        low, high = bootstrap_mean_interval(values, n_resamples, confidence, seed)
+        m["ci_low"], m["ci_high"] = _json_float(low), _json_float(high)
+        m["ci"] = {"method": "percentile bootstrap over clips", "confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    return out
+
+
+def set_metric_interval(set_fn: Callable, gen: dict, ref: dict, labels: np.ndarray | None = None, n_resamples: int = DEFAULT_SET_RESAMPLES,
+                        seed: int = 0, confidence: float = 0.95) -> dict:
+    """Bootstrap interval of a set metric: resample clips (rows of every array in ``gen``, ``ref``
+    and ``labels``, the same rows on both sides) and recompute ``set_fn(gen, ref, labels)``, which
+    returns ``(value, std)`` like the entries of ``metrics.registry.SET_FUNCTIONS``.
+
+    Returns ``{"ci_low", "ci_high", "ci": {"method", "confidence", "n_resamples", "seed", "failed"}}``
+    to merge into the metric's record. Warnings raised while recomputing (e.g. too few samples for
+    the embedding size, already reported once for the full set) are silenced. Cost: ``n_resamples``
+    recomputations (docs/PROTOCOL.md gives FD's).
+    """
+    sizes = {len(v) for v in [*gen.values(), *ref.values()]} | ({len(labels)} if labels is not None else set())
+    if len(sizes) != 1:
+        raise ValueError(f"set-metric inputs disagree on the number of clips: {sorted(sizes)}")
+    n = sizes.pop()
+
+    def statistic(idx: np.ndarray) -> float:
+        g = {k: np.asarray(v)[idx] for k, v in gen.items()}
+        r = {k: np.asarray(v)[idx] for k, v in ref.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(set_fn(g, r, None if labels is None else np.asarray(labels)[idx])[0])
+
+    low, high, failed = bootstrap_interval(statistic, n, n_resamples, confidence, seed)
+    return {"ci_low": _json_float(low), "ci_high": _json_float(high),
+            "ci": {"method": "percentile bootstrap over clips, set metric recomputed", "confidence": confidence,
+                   "n_resamples": n_resamples, "seed": seed, "failed": failed}}
+
+
+def compare_systems(results_list: list[dict], alpha: float = 0.05, metrics: list[str] | None = None) -> dict[str, dict[str, dict]]:
+    """Paired tests of every ranked system against the best one, per per-clip metric.
+
+    Returns ``{metric: {label: {"best": bool, "p_value", "p_holm", "n_pairs", "same_as_best": bool}}}``
+    for ranked systems (labels as ``unique_labels``). The best is the ranked system with the best
+    mean (direction from ``higher_is_better``); the others are compared with it on the clips both
+    define (Wilcoxon signed-rank, two-sided), and Holm's correction runs over those comparisons.
+    ``same_as_best`` is true for the best and wherever the adjusted p-value is at least ``alpha``.
+    Metrics without per-clip values, or with fewer than two ranked systems, are left out.
+    """
+    labels = unique_labels(results_list)
+    ranked = [(lab, res) for lab, res in zip(labels, results_list) if is_ranked(res)]
+    if len(ranked) < 2:
+        return {}
+    names = metrics or list(dict.fromkeys(n for _, res in ranked for n in res.get("metrics", {})))
+    out: dict[str, dict[str, dict]] = {}
+    for name in names:
+        per_system = {lab: per_clip_values(res, name) for lab, res in ranked if name in res.get("metrics", {})}
+        per_system = {lab: v for lab, v in per_system.items() if any(math.isfinite(x) for x in v.values())}
+        if len(per_system) < 2:
+            continue
+        higher = bool(next(res for lab, res in ranked if lab in per_system)["metrics"][name].get("higher_is_better", False))
+        means = {lab: float(np.nanmean(list(v.values()))) for lab, v in per_system.items()}
+        best = (max if higher else min)(means, key=means.get)
+        others = [lab for lab in per_system if lab != best]
+        rows = {}
+        for lab in others:
+            shared = sorted(set(per_system[best]) & set(per_system[lab]))
+            a = np.array([per_system[best][c] for c in shared])
+            b = np.array([per_system[lab][c] for c in shared])
+            test = wilcoxon_signed_rank(a, b)
+            rows[lab] = {"best": False, "p_value": test["p_value"], "n_pairs": int(np.sum(np.isfinite(a) & np.isfinite(b)))}
+        adjusted = holm([rows[lab]["p_value"] for lab in others])
+        for lab, p in zip(others, adjusted):
+            rows[lab]["p_holm"] = float(p)
+            rows[lab]["same_as_best"] = bool(not (p < alpha))  # NaN (nothing to compare) counts as not different
+        rows[best] = {"best": True, "p_value": math.nan, "p_holm": math.nan, "n_pairs": sum(math.isfinite(x) for x in per_system[best].values()), "same_as_best": True}
+        out[name] = {lab: rows[lab] for lab in per_system}
+        for row in out[name].values():
+            row["test"] = "wilcoxon signed-rank vs best, Holm-corrected"
+            row["alpha"] = alpha
+    return out
+
+
+def annotate(results_list: list[dict], n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, alpha: float = 0.05) -> list[dict]:
+    """Copies of the results with intervals added and comparisons under ``metrics[m]["vs_best"]``."""
+    out = [add_intervals(r, n_resamples, seed) for r in results_list]
+    comparisons = compare_systems(out, alpha)
+    for lab, res in zip(unique_labels(out), out):
+        for name, by_label in comparisons.items():
+            if lab in by_label and name in res["metrics"]:
+                res["metrics"][name]["vs_best"] = {k: _json_float(v) if isinstance(v, float) else v for k, v in by_label[lab].items()}
+    return out
+
+
+def stats_frame(annotated: list[dict]) -> pd.DataFrame:
+    """Long table: system, metric, value, ci_low, ci_high, n, p_holm, same_as_best (table scale applied
+    to value and interval, as in the summary tables)."""
+    rows = []
+    for lab, res in zip(unique_labels(annotated), annotated):
+        for name, m in res.get("metrics", {}).items():
+            scale = float(m.get("table_scale", 1.0))
+            vs = m.get("vs_best", {})
+
+            def scaled(v):
+                return math.nan if v is None else float(v) * scale
+
+            rows.append({"system": lab, "metric": name, "value": scaled(m.get("value")), "ci_low": scaled(m.get("ci_low")),
+                         "ci_high": scaled(m.get("ci_high")), "n": m.get("n"), "ranked": is_ranked(res),
+                         "best": vs.get("best"), "p_holm": vs.get("p_holm"), "same_as_best": vs.get("same_as_best")})
+    return pd.DataFrame(rows, columns=["system", "metric", "value", "ci_low", "ci_high", "n", "ranked", "best", "p_holm", "same_as_best"])
+
+
+def write_stats_csv(annotated: list[dict], path: str | Path) -> Path:
+    """Write ``stats_frame`` as CSV (atomically); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, stats_frame(annotated).to_csv(index=False, float_format="%.6g"))
+    return path
+
+
+def format_interval(value: float | None, low: float | None, high: float | None, decimals: int = 2) -> str:
+    """``"3.90 [3.71, 4.08]"``; ``"--"`` for a missing value; the bracket only when both limits exist."""
+    if value is None or not math.isfinite(value):
+        return "--"
+    text = f"{value:.{decimals}f}"
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        text += f" [{low:.{decimals}f}, {high:.{decimals}f}]"
+    return text
+
+
+def _json_float(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
