@@ -208,3 +208,60 @@ def format_interval(value: float | None, low: float | None, high: float | None, 
 
 def _json_float(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$")):
+        text = text.replace(a, b)
+    return text
+
+
+def render_latex_with_intervals(annotated: list[dict], metrics: list[str] | None = None, decimals: int = 2, caption: str | None = None) -> str:
+    """A booktabs table whose cells read ``value$_{\\pm h}$`` (``h`` = half the 95% interval's width)
+    with the best ranked value bold and ``$^\\dagger$`` on values not significantly different from it;
+    unranked rows (references, sanity checks) in italics after a rule."""
+    frame = stats_frame(annotated)
+    names = metrics or list(dict.fromkeys(frame["metric"]))
+    info = {}
+    for res in annotated:
+        for name, m in res.get("metrics", {}).items():
+            info.setdefault(name, m)
+    lines = [r"\begin{table}[t]", r"\centering"]
+    if caption:
+        lines.append(rf"\caption{{{_latex_escape(caption)}}}")
+    lines += [rf"\begin{{tabular}}{{l{'c' * len(names)}}}", r"\toprule"]
+    heads = []
+    for n in names:
+        m = info.get(n, {})
+        scale = float(m.get("table_scale", 1.0))
+        heads.append(_latex_escape(m.get("display", n) + (f" (x{scale:g})" if scale != 1.0 else "")) + (r" $\uparrow$" if m.get("higher_is_better") else r" $\downarrow$"))
+    lines.append(" & ".join(["Method", *heads]) + r" \\")
+    lines.append(r"\midrule")
+    labels = unique_labels(annotated)
+    ranked_rows = [(lab, res) for lab, res in zip(labels, annotated) if is_ranked(res)]
+    other_rows = [(lab, res) for lab, res in zip(labels, annotated) if not is_ranked(res)]
+    for group, rows in ((0, ranked_rows), (1, other_rows)):
+        if group == 1 and rows and ranked_rows:
+            lines.append(r"\midrule")
+        for lab, _res in rows:
+            cells = []
+            for n in names:
+                sel = frame[(frame["system"] == lab) & (frame["metric"] == n)]
+                if sel.empty or not math.isfinite(sel["value"].iloc[0]):
+                    cells.append("--")
+                    continue
+                r = sel.iloc[0]
+                text = f"{r['value']:.{decimals}f}"
+                if math.isfinite(r["ci_low"]) and math.isfinite(r["ci_high"]):
+                    text += rf"$_{{\pm {(r['ci_high'] - r['ci_low']) / 2:.{decimals}f}}}$"
+                if r["best"] is True:
+                    text = rf"\textbf{{{text}}}"
+                elif r["same_as_best"] is True:
+                    text += r"$^\dagger$"
+                cells.append(text)
+            name = _latex_escape(lab)
+            lines.append(" & ".join([rf"\textit{{{name}}}" if group else name, *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines.append(r"\par\smallskip{\footnotesize Subscripts: half-width of the 95\% bootstrap interval. Bold: best; $^\dagger$: not significantly different from the best (Wilcoxon signed-rank, Holm). Italic rows are not ranked.}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
