@@ -60,6 +60,14 @@ def publication_style():
         yield plt
 
 
+def _horizontal() -> dict:
+    """Horizontal boxes: ``orientation`` from matplotlib 3.10, ``vert`` before (deprecated after)."""
+    import matplotlib
+
+    major, minor = (int(x) for x in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+
+
 def save_figure(fig, out_base: str | Path, dpi: int = 300) -> list[Path]:
     """Write ``out_base.png`` and ``out_base.pdf`` (parent folders made); closes the figure."""
     out_base = Path(out_base)
@@ -129,7 +137,13 @@ def _show_mel(ax, mel: np.ndarray, hop_s: float, label: str | None = None) -> No
 
 
 def plot_mel_grid(columns: Sequence[dict], out_base: str | Path, sr: int = MEL_SR, hop: int = MEL_HOP, title: str | None = None) -> list[Path]:
-    """Figure 4: one column per clip, panels stacked top to bottom.
+    """Figure 4 (``mel_grid_figure``) written to ``out_base.png`` and ``out_base.pdf``."""
+    with publication_style():
+        return save_figure(mel_grid_figure(columns, sr, hop, title), out_base)
+
+
+def mel_grid_figure(columns: Sequence[dict], sr: int = MEL_SR, hop: int = MEL_HOP, title: str | None = None):
+    """Figure 4: one column per clip, panels stacked top to bottom; returns the matplotlib figure.
 
     Each column is ``{"title": str, "rows": [(label, mel_db array (n_mels, frames)), ...],
     "frames": optional uint8 (H, W, 3) strip of video frames, "layout": optional (M, C) array}``;
@@ -146,6 +160,8 @@ def plot_mel_grid(columns: Sequence[dict], out_base: str | Path, sr: int = MEL_S
     has_layout = any(c.get("layout") is not None for c in columns)
     n_rows = len(labels) + int(has_frames) + int(has_layout)
     hop_s = hop / sr
+    from matplotlib.ticker import MaxNLocator
+
     with publication_style() as plt:
         ratios = ([0.9] if has_frames else []) + [1.0] * len(labels) + ([0.5] if has_layout else [])
         fig, axes = plt.subplots(n_rows, len(columns), figsize=(1.9 * len(columns) + 0.9, 0.62 * sum(ratios) + 0.5), squeeze=False,
@@ -153,13 +169,13 @@ def plot_mel_grid(columns: Sequence[dict], out_base: str | Path, sr: int = MEL_S
         for j, col in enumerate(columns):
             r = 0
             duration = max(m.shape[1] for _, m in col["rows"]) * hop_s
+            axes[0, j].set_title(col.get("title", ""))
             if has_frames:
                 ax = axes[r, j]
                 if col.get("frames") is not None:
                     ax.imshow(col["frames"], aspect="auto", extent=(0, duration, 0, 1))
                 ax.set_axis_off()
                 r += 1
-            axes[r, j].set_title(col.get("title", ""))
             for label, mel in col["rows"]:
                 _show_mel(axes[r, j], mel, hop_s, label if j == 0 else None)
                 axes[r, j].set_xlim(0, duration)
@@ -175,12 +191,13 @@ def plot_mel_grid(columns: Sequence[dict], out_base: str | Path, sr: int = MEL_S
                     ax.set_ylabel("layout", rotation=0, ha="right", va="center")
                 r += 1
             for i in range(n_rows):
+                axes[i, j].xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
                 if i < n_rows - 1:
-                    axes[i, j].set_xticklabels([])
+                    axes[i, j].tick_params(labelbottom=False)
             axes[n_rows - 1, j].set_xlabel("time (s)")
         if title:
             fig.suptitle(title)
-        return save_figure(fig, out_base)
+        return fig
 
 
 def frames_strip(video: str | Path, n: int = 6, window_s: float = 8.0, height: int = 72) -> np.ndarray:
@@ -249,6 +266,12 @@ def mel_grid_from_results(results_list: list[dict], clips: Sequence[str], out_ba
 
 
 def plot_metric_distributions(results_list: list[dict], out_base: str | Path, metrics: list[str] | None = None) -> list[Path]:
+    """``metric_distributions_figure`` written to ``out_base.png`` and ``out_base.pdf``."""
+    with publication_style():
+        return save_figure(metric_distributions_figure(results_list, metrics), out_base)
+
+
+def metric_distributions_figure(results_list: list[dict], metrics: list[str] | None = None):
     """Per-clip values, one panel per metric: a box and the clips as points for each system, with the
     mean (diamond) and its interval (``ci_low``/``ci_high`` when the results carry them)."""
     labels = unique_labels(results_list)
@@ -267,11 +290,11 @@ def plot_metric_distributions(results_list: list[dict], out_base: str | Path, me
                 v = np.array([x for x in per_clip_values(res, name).values() if math.isfinite(x)])
                 data.append(v)
             positions = np.arange(len(labels))[::-1]
-            ax.boxplot([d if d.size else [np.nan] for d in data], positions=positions, vert=False, widths=0.55, showfliers=False,
+            ax.boxplot([d if d.size else [np.nan] for d in data], positions=positions, widths=0.55, showfliers=False, **_horizontal(),
                        medianprops={"color": "0.2"}, boxprops={"color": "0.5"}, whiskerprops={"color": "0.5"}, capprops={"color": "0.5"})
             for pos, d, res in zip(positions, data, results_list):
                 if d.size:
-                    ax.scatter(d, pos + rng.uniform(-0.18, 0.18, d.size), s=3, alpha=0.35, color="C0", linewidths=0)
+                    ax.scatter(d, pos + rng.uniform(-0.18, 0.18, d.size), s=4, alpha=0.5, color="C0", linewidths=0)
                     m = res["metrics"].get(name, {})
                     mean = float(d.mean())
                     lo, hi = m.get("ci_low"), m.get("ci_high")
@@ -286,14 +309,20 @@ def plot_metric_distributions(results_list: list[dict], out_base: str | Path, me
         for ax in list(axes.flat)[len(names):]:
             ax.set_axis_off()
         fig.tight_layout()
-        return save_figure(fig, out_base)
+        return fig
 
 
 def plot_layout_resolution(curves: dict[str, dict[str, list[float]]], out_base: Path) -> list[Path]:
+    """``layout_resolution_figure`` written to ``out_base.with_suffix(".png")`` and ``.pdf``; returns both paths."""
+    with publication_style():
+        return save_figure(layout_resolution_figure(curves), Path(out_base))
+
+
+def layout_resolution_figure(curves: dict[str, dict[str, list[float]]]):
     """Figure 5: training loss (left) and validation L2 (right) against step, one line per layout
     resolution. ``curves`` maps a label like ``"[102,5]"`` to ``{"train_loss": [...], "val_l2": [...],
     "step": [...]}``; ``step`` indexes ``train_loss``; ``val_l2`` is drawn at ``val_step`` when given,
-    else spread evenly over the same steps. Writes ``out_base.png`` and ``out_base.pdf``."""
+    else spread evenly over the same steps."""
     if not curves:
         raise ConfigError("no curve to draw", "run `tiva-bench ablate` with a layout-resolution suite first")
     with publication_style() as plt:
@@ -315,7 +344,7 @@ def plot_layout_resolution(curves: dict[str, dict[str, list[float]]], out_base: 
         ax_val.set_ylabel("validation L2")
         ax_loss.legend(title="layout [M,C]", frameon=False)
         fig.tight_layout()
-        return save_figure(fig, Path(out_base))
+        return fig
 
 
 def plot_odf_curves(ref_odf: np.ndarray, systems: Iterable[tuple[str, np.ndarray]], out_base: str | Path, hop_s: float,
