@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 
 from tiva_bench.core.files import atomic_write_text
-from tiva_bench.metrics.functional.stats import bootstrap_interval, bootstrap_mean_interval, holm, wilcoxon_signed_rank
+from tiva_bench.metrics.functional.stats import bootstrap_interval, bootstrap_mean_interval, frechet_bootstrap, holm, wilcoxon_signed_rank
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SET_RESAMPLES = 200
+FAST_FRECHET_MAX_ROWS = 6000  # the exact Gram-matrix path holds rows x rows float64 (288 MB at 6,000)
 UNRANKED_ROLES = {"reference", "sanity"}
 UNRANKED_LABEL = re.compile(r"^(ground[ -]truth|shuffled gt|gt shifted|noise|silence)\b", re.IGNORECASE)
 
@@ -87,32 +88,43 @@ def add_intervals(results: dict, n_resamples: int = DEFAULT_RESAMPLES, seed: int
 
 
 def set_metric_interval(set_fn: Callable, gen: dict, ref: dict, labels: np.ndarray | None = None, n_resamples: int = DEFAULT_SET_RESAMPLES,
-                        seed: int = 0, confidence: float = 0.95) -> dict:
+                        seed: int = 0, confidence: float = 0.95, kind: str | None = None) -> dict:
     """Bootstrap interval of a set metric: resample clips (rows of every array in ``gen``, ``ref``
     and ``labels``, the same rows on both sides) and recompute ``set_fn(gen, ref, labels)``, which
     returns ``(value, std)`` like the entries of ``metrics.registry.SET_FUNCTIONS``.
 
+    ``kind="fad"`` (the Frechet distance of ``gen["embedding"]`` and ``ref["embedding"]``, shape
+    ``(N, d)`` or ``(N, E, d)`` with E examples per clip pooled) takes an exact shortcut,
+    ``metrics.functional.stats.frechet_bootstrap``, with the same resamples and values as
+    recomputing, tens of times faster for up to ``FAST_FRECHET_MAX_ROWS`` embedding rows.
+
     Returns ``{"ci_low", "ci_high", "ci": {"method", "confidence", "n_resamples", "seed", "failed"}}``
     to merge into the metric's record. Warnings raised while recomputing (e.g. too few samples for
-    the embedding size, already reported once for the full set) are silenced. Cost: ``n_resamples``
-    recomputations (docs/PROTOCOL.md gives FD's).
+    the embedding size, already reported once for the full set) are silenced. Cost: docs/PROTOCOL.md.
     """
     sizes = {len(v) for v in [*gen.values(), *ref.values()]} | ({len(labels)} if labels is not None else set())
     if len(sizes) != 1:
         raise ValueError(f"set-metric inputs disagree on the number of clips: {sorted(sizes)}")
     n = sizes.pop()
+    method = "percentile bootstrap over clips, set metric recomputed"
+    g_emb, r_emb = np.asarray(gen.get("embedding", [])), np.asarray(ref.get("embedding", []))
+    rows = int(np.prod(g_emb.shape[:-1])) if g_emb.ndim >= 2 else 0
+    if kind == "fad" and g_emb.ndim in (2, 3) and g_emb.shape == r_emb.shape and 0 < rows <= FAST_FRECHET_MAX_ROWS:
+        per_clip = 1 if g_emb.ndim == 2 else g_emb.shape[1]
+        low, high, failed = frechet_bootstrap(g_emb.reshape(rows, -1), r_emb.reshape(rows, -1), n_resamples, confidence, seed,
+                                              clip_of_row=np.repeat(np.arange(n), per_clip))
+        method += " (exact Gram-matrix form of the Frechet distance)"
+    else:
+        def statistic(idx: np.ndarray) -> float:
+            g = {k: np.asarray(v)[idx] for k, v in gen.items()}
+            r = {k: np.asarray(v)[idx] for k, v in ref.items()}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return float(set_fn(g, r, None if labels is None else np.asarray(labels)[idx])[0])
 
-    def statistic(idx: np.ndarray) -> float:
-        g = {k: np.asarray(v)[idx] for k, v in gen.items()}
-        r = {k: np.asarray(v)[idx] for k, v in ref.items()}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return float(set_fn(g, r, None if labels is None else np.asarray(labels)[idx])[0])
-
-    low, high, failed = bootstrap_interval(statistic, n, n_resamples, confidence, seed)
+        low, high, failed = bootstrap_interval(statistic, n, n_resamples, confidence, seed)
     return {"ci_low": _json_float(low), "ci_high": _json_float(high),
-            "ci": {"method": "percentile bootstrap over clips, set metric recomputed", "confidence": confidence,
-                   "n_resamples": n_resamples, "seed": seed, "failed": failed}}
+            "ci": {"method": method, "confidence": confidence, "n_resamples": n_resamples, "seed": seed, "failed": failed}}
 
 
 def compare_systems(results_list: list[dict], alpha: float = 0.05, metrics: list[str] | None = None) -> dict[str, dict[str, dict]]:

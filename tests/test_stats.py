@@ -175,3 +175,124 @@ def test_holm_against_naive_and_rejection_rule():
         assert int(np.sum(stats.holm(p) <= alpha)) == n_reject
     out = stats.holm([0.01, np.nan, 0.04])
     assert math.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.04)
+
+
+def test_frechet_bootstrap_equals_recomputing_fd_on_each_resample():
+    from scipy import linalg
+
+    rng = np.random.default_rng(5)
+    n, d = 40, 6
+    gen = rng.normal(0.2, 1.0, (n, d))
+    ref = gen @ rng.normal(0, 0.5, (d, d)) + rng.normal(0, 1.0, (n, d))
+
+    def fd_scipy(x, y):  # the classic sqrtm form, written independently of the project's FD
+        mx, my = x.mean(0), y.mean(0)
+        sx, sy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+        covmean = linalg.sqrtm(sx @ sy).real
+        return float(((mx - my) ** 2).sum() + np.trace(sx + sy - 2 * covmean))
+
+    fast = stats.frechet_bootstrap(gen, ref, n_resamples=60, seed=3)
+    slow = stats.bootstrap_interval(lambda idx: fd_scipy(gen[idx], ref[idx]), n, n_resamples=60, seed=3)
+    assert fast[2] == 0 and slow[2] == 0
+    np.testing.assert_allclose(fast[:2], slow[:2], rtol=1e-6)
+
+
+def test_frechet_bootstrap_with_several_rows_per_clip():
+    rng = np.random.default_rng(6)
+    n, e, d = 15, 3, 4
+    gen, ref = rng.normal(size=(n * e, d)), rng.normal(0.5, 1.0, (n * e, d))
+    clip_of_row = np.repeat(np.arange(n), e)
+
+    def fd_rows(idx):  # materialise every example of each drawn clip, then the plain FD
+        rows = np.concatenate([np.flatnonzero(clip_of_row == c) for c in idx])
+        return frechet_distance(gen[rows], ref[rows])
+
+    fast = stats.frechet_bootstrap(gen, ref, 40, seed=1, clip_of_row=clip_of_row)
+    slow = stats.bootstrap_interval(fd_rows, n, 40, seed=1)
+    np.testing.assert_allclose(fast[:2], slow[:2], rtol=1e-8)
+
+
+# ------------------------------------------------------------ results-level annotation
+
+from tiva_bench.metrics.registry import SET_FUNCTIONS  # noqa: E402
+from tiva_bench.reports import stats_summary  # noqa: E402
+
+
+def test_set_metric_interval_fast_fad_equals_recomputing_the_registered_function():
+    rng = np.random.default_rng(2)
+    for shape in ((30, 5), (12, 3, 4)):  # one embedding per clip; VGGish-like examples per clip
+        gen = {"embedding": rng.normal(size=shape)}
+        ref = {"embedding": rng.normal(0.3, 1.0, size=shape)}
+        fast = stats_summary.set_metric_interval(SET_FUNCTIONS.get("fad"), gen, ref, n_resamples=50, seed=4, kind="fad")
+        slow = stats_summary.set_metric_interval(SET_FUNCTIONS.get("fad"), gen, ref, n_resamples=50, seed=4)
+        assert "Gram" in fast["ci"]["method"] and "Gram" not in slow["ci"]["method"]
+        np.testing.assert_allclose([fast["ci_low"], fast["ci_high"]], [slow["ci_low"], slow["ci_high"]], rtol=1e-6)
+
+
+def test_set_metric_interval_resamples_labels_with_the_clips():
+    rng = np.random.default_rng(8)
+    n, k = 300, 4
+    labels = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), labels] += np.where(rng.random(n) < 0.6, 5.0, 0.0)  # about 60-70% agreement
+    out = stats_summary.set_metric_interval(SET_FUNCTIONS.get("class_agreement"), {"logits": logits}, {"logits": logits}, labels, n_resamples=2000)
+    hits = (logits.argmax(1) == labels).astype(float)
+    ref = sps.bootstrap((hits,), np.mean, n_resamples=2000, method="percentile", random_state=np.random.default_rng(1)).confidence_interval
+    width = ref.high - ref.low
+    assert abs(out["ci_low"] - ref.low) < 0.1 * width and abs(out["ci_high"] - ref.high) < 0.1 * width
+    with pytest.raises(ValueError):
+        stats_summary.set_metric_interval(SET_FUNCTIONS.get("class_agreement"), {"logits": logits}, {"logits": logits[:-1]})
+
+
+def _res(label, values, higher=False, role=None):
+    out = {"label": label, "metrics": {"m": {"value": float(np.nanmean(values)), "higher_is_better": higher, "display": "M"}},
+           "per_clip": [{"clip": f"c{i}", "values": {"m": None if np.isnan(v) else float(v)}} for i, v in enumerate(values)]}
+    if role:
+        out["role"] = role
+    return out
+
+
+def test_add_intervals_on_results_dicts():
+    rng = np.random.default_rng(0)
+    values = rng.normal(3.0, 1.0, 80)
+    values[5] = np.nan
+    res = _res("A", values)
+    out = stats_summary.add_intervals(res, n_resamples=4000, seed=0)
+    assert "ci_low" not in res["metrics"]["m"]  # the input is not modified
+    m = out["metrics"]["m"]
+    ref = sps.bootstrap((values[np.isfinite(values)],), np.mean, n_resamples=4000, method="percentile", random_state=np.random.default_rng(3)).confidence_interval
+    width = ref.high - ref.low
+    assert abs(m["ci_low"] - ref.low) < 0.06 * width and abs(m["ci_high"] - ref.high) < 0.06 * width
+    assert m["ci"] == {"method": "percentile bootstrap over clips", "confidence": 0.95, "n_resamples": 4000, "seed": 0}
+
+
+def test_compare_systems_marks_ties_with_the_best_and_never_ranks_references():
+    rng = np.random.default_rng(1)
+    base = rng.normal(5.0, 1.0, 60)
+    systems = [
+        _res("best", base),
+        _res("close", base + rng.normal(0.02, 0.3, 60)),    # not distinguishable from the best
+        _res("worse", base + 1.0 + rng.normal(0, 0.3, 60)),  # clearly worse (higher is worse here)
+        _res("Ground truth", base - 3.0),                    # better than all, but a reference row
+        _res("oracle", base - 2.0, role="reference"),
+    ]
+    out = stats_summary.compare_systems(systems, alpha=0.05)["m"]
+    assert set(out) == {"best", "close", "worse"}
+    assert out["best"]["best"] and out["best"]["same_as_best"]
+    assert out["close"]["same_as_best"] and not out["worse"]["same_as_best"]
+    close = np.array([r["values"]["m"] for r in systems[1]["per_clip"]])
+    worse = np.array([r["values"]["m"] for r in systems[2]["per_clip"]])
+    p_close, p_worse = sps.wilcoxon(base, close).pvalue, sps.wilcoxon(base, worse).pvalue
+    assert out["close"]["p_value"] == pytest.approx(p_close, rel=1e-6)
+    assert out["worse"]["p_value"] == pytest.approx(p_worse, rel=1e-6)
+    # Holm with two tests: the smaller p doubles; the larger is max(its own p, the smaller's adjusted)
+    holm_worse = min(1.0, 2 * p_worse) if p_worse <= p_close else max(min(1.0, 2 * p_close), p_worse)
+    assert out["worse"]["p_holm"] == pytest.approx(holm_worse, rel=1e-6)
+    annotated = stats_summary.annotate(systems, n_resamples=500)
+    assert annotated[2]["metrics"]["m"]["vs_best"]["same_as_best"] is False
+    assert "vs_best" not in annotated[3]["metrics"]["m"]
+    frame = stats_summary.stats_frame(annotated)
+    assert list(frame["ranked"]) == [True, True, True, False, False]
+    # higher-is-better flips the best
+    flipped = stats_summary.compare_systems([_res("a", base, higher=True), _res("b", base + 1.0, higher=True)])["m"]
+    assert flipped["b"]["best"] and not flipped["a"]["same_as_best"]

@@ -229,3 +229,64 @@ def holm(p_values) -> np.ndarray:
     scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
     out[order] = np.maximum.accumulate(scaled)
     return out
+
+
+def frechet_bootstrap(a: np.ndarray, b: np.ndarray, n_resamples: int = 200, confidence: float = 0.95, seed: int = 0,
+                      clip_of_row: np.ndarray | None = None) -> tuple[float, float, int]:
+    """Bootstrap interval of the Frechet distance between paired sets, without forming covariances.
+
+    ``a``, ``b``: embeddings ``(R, d)`` of the generated and reference sides, row ``i`` of both from
+    the same clip (``clip_of_row[i]`` in ``0..n-1`` when a clip has several rows, as VGGish's pooled
+    0.96-s examples; default one row per clip). Each resample draws ``n`` clips with replacement
+    (the same draw as ``bootstrap_interval`` for that ``seed``), and the FD of the resampled sets,
+    duplicates included, is computed exactly from a precomputed cross Gram matrix ``a @ b.T``:
+    with weights ``w`` (copies of each row), ``W = sum w`` and centred rows ``a~``, ``b~``,
+
+        Tr sqrt(S_a S_b) = || diag(sqrt w) a~ b~^T diag(sqrt w) ||_*  / (W - 1)
+
+    (the nuclear norm: ``S_a S_b`` and that matrix product share their non-zero eigenvalues), so a
+    resample costs one singular-value decomposition of a matrix with one row per distinct drawn
+    row instead of two ``d x d`` eigen-decompositions. Memory: ``R x R`` float64 (128 MB at R =
+    4,000). Returns ``(low, high, n_failed)``.
+    """
+    _check(confidence, n_resamples)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"paired embeddings must share one (R, d) shape, got {a.shape} and {b.shape}")
+    rows = a.shape[0]
+    groups = np.arange(rows) if clip_of_row is None else np.asarray(clip_of_row, dtype=np.int64)
+    if groups.shape != (rows,):
+        raise ValueError(f"clip_of_row must have shape ({rows},), got {groups.shape}")
+    n = int(groups.max()) + 1 if rows else 0
+    if n < 1:
+        raise ValueError("cannot bootstrap an empty set")
+    gram = a @ b.T
+    sq_a, sq_b = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
+    rng = np.random.default_rng(seed)
+    reps = np.full(n_resamples, math.nan)
+    failed = 0
+    for k in range(n_resamples):
+        counts = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        w = counts[groups].astype(np.float64)
+        used = np.flatnonzero(w)
+        wu = w[used]
+        total = wu.sum()
+        if total < 2:
+            failed += 1
+            continue
+        au, bu = a[used], b[used]
+        mu_a, mu_b = wu @ au / total, wu @ bu / total
+        tr_a = (wu @ sq_a[used] - total * (mu_a @ mu_a)) / (total - 1)
+        tr_b = (wu @ sq_b[used] - total * (mu_b @ mu_b)) / (total - 1)
+        cross = gram[np.ix_(used, used)] - (au @ mu_b)[:, None] - (bu @ mu_a)[None, :] + mu_a @ mu_b
+        root = np.sqrt(wu)
+        try:
+            nuclear = np.linalg.svd(root[:, None] * cross * root[None, :], compute_uv=False).sum() / (total - 1)
+        except np.linalg.LinAlgError:
+            failed += 1
+            continue
+        diff = mu_a - mu_b
+        reps[k] = max(float(diff @ diff + tr_a + tr_b - 2.0 * nuclear), 0.0)
+    low, high = percentile_interval(reps, confidence)
+    return low, high, failed
