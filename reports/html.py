@@ -126,7 +126,7 @@ class _ClipMedia:
                   "rows": [], "frames": None, "layout": None, "layout_system": None, "ref_odf": None, "hop_s": sync["hop_length"] / sync["sample_rate"]}
         odf_of = self._odf_fn(sync, window_s)
         if self.odf and ref_wav is not None:
-            record["ref_odf"] = odf_of(ref_src)
+            record["ref_odf"] = odf_of(ref_src, ref_wav)
         for label, sys_slug, row in systems:
             if row is None:
                 record["rows"].append({"label": label, "audio": None, "mel": None, "reason": "skipped for this system"})
@@ -136,7 +136,7 @@ class _ClipMedia:
             entry = {"label": label, "audio": self._audio_url(row["gen"], d, sys_slug), "mel": url, "reason": reason,
                      "w_dis": _num(values.get("w_dis")), "dtw_dis": _num(values.get("dtw_dis")), "odf": None}
             if self.odf and wav is not None and record["ref_odf"] is not None:
-                entry["odf"] = odf_of(row["gen"])
+                entry["odf"] = odf_of(row["gen"], wav)
             record["rows"].append(entry)
             if record["layout"] is None:
                 layout = load_layout(row["gen"])
@@ -164,9 +164,11 @@ class _ClipMedia:
         return record
 
     @staticmethod
-    def _odf_fn(sync: dict, window_s: float) -> Callable[[str], list[float]]:
-        def odf(src: str) -> list[float]:
-            wav = load_window(src, sync["sample_rate"], window_s)
+    def _odf_fn(sync: dict, window_s: float) -> Callable[[str, np.ndarray], list[float]]:
+        """ODF of a file as the scorer computes it; ``wav_16k`` (the window at 16 kHz, already
+        decoded for the spectrogram) is reused when the sync rate is 16 kHz."""
+        def odf(src: str, wav_16k: np.ndarray) -> list[float]:
+            wav = wav_16k if sync["sample_rate"] == MEL_SR else load_window(src, sync["sample_rate"], window_s)
             curve = onset_strength(wav, sr=sync["sample_rate"], hop_length=sync["hop_length"], n_fft=sync["n_fft"], n_mels=sync["n_mels"])
             return [round(float(v), 4) for v in curve]
         return odf

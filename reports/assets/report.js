@@ -302,9 +302,9 @@
     var m = /^#clip-(.+)$/.exec(location.hash || "");
     var target = -1;
     if (m) R.clips.forEach(function (c, i) { if (c.slug === m[1]) target = i; });
-    if (target >= 0) showClip(target);
-    else drawDetails(0, function () { document.body.setAttribute("data-ready", "1"); });
-    if (target >= 0) document.body.setAttribute("data-ready", "1");
+    function ready() { document.body.setAttribute("data-ready", "1"); document.body.setAttribute("data-ready-ms", Math.round(performance.now())); }
+    if (target >= 0) { showClip(target); ready(); }
+    else drawDetails(0, ready);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", main); else main();
 })();
