@@ -220,13 +220,18 @@ from tiva_bench.reports import stats_summary  # noqa: E402
 
 def test_set_metric_interval_fast_fad_equals_recomputing_the_registered_function():
     rng = np.random.default_rng(2)
-    for shape in ((30, 5), (12, 3, 4)):  # one embedding per clip; VGGish-like examples per clip
+    for shape in ((20, 16), (6, 3, 12)):  # one embedding per clip; VGGish-like examples per clip (rows <= 1.5 d)
         gen = {"embedding": rng.normal(size=shape)}
         ref = {"embedding": rng.normal(0.3, 1.0, size=shape)}
         fast = stats_summary.set_metric_interval(SET_FUNCTIONS.get("fad"), gen, ref, n_resamples=50, seed=4, kind="fad")
         slow = stats_summary.set_metric_interval(SET_FUNCTIONS.get("fad"), gen, ref, n_resamples=50, seed=4)
         assert "Gram" in fast["ci"]["method"] and "Gram" not in slow["ci"]["method"]
         np.testing.assert_allclose([fast["ci_low"], fast["ci_high"]], [slow["ci_low"], slow["ci_high"]], rtol=1e-6)
+    assert stats_summary.fast_frechet_applies(np.zeros((3072, 2048))) and not stats_summary.fast_frechet_applies(np.zeros((3073, 2048)))
+    assert not stats_summary.fast_frechet_applies(np.zeros((1000, 8, 128)))  # VGGish: recomputing is cheap at 128-d
+    wide = stats_summary.set_metric_interval(SET_FUNCTIONS.get("fad"), {"embedding": np.ones((40, 4)) + np.eye(40, 4)},
+                                             {"embedding": np.zeros((40, 4)) + np.eye(40, 4)[::-1]}, n_resamples=5, kind="fad")
+    assert "Gram" not in wide["ci"]["method"]
 
 
 def test_set_metric_interval_resamples_labels_with_the_clips():
