@@ -263,6 +263,11 @@ def test_report_in_headless_chromium(bench, tmp_path):
     assert "TiVA &lt;tiny&gt;" in dom and "<tiny>" not in dom
     assert "a warning with &lt;b&gt;markup&lt;/b&gt;" in dom
     assert len(re.findall(r"<tr", dom)) >= 1 + 4 + 1 + 5
+    # the every-metric view of the per-clip table: one row per (clip, scored system), 3 metric columns
+    proc = _headless(browser, "--dump-dom", bench["index"].resolve().as_uri() + "?metric=__all__")
+    table = re.search(r'<table id="clip-table"[^>]*>(.*?)</table>', proc.stdout, re.S).group(1)
+    assert len(re.findall(r"<tr", table)) == 1 + 5 * 4 - 1
+    assert "Energy L1" in table and "DTW-dis" in table
     shot = tmp_path / "report.png"
     proc = _headless(browser, "--hide-scrollbars", "--window-size=1400,2000", f"--screenshot={shot}", bench["index"].resolve().as_uri())
     assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]

@@ -86,57 +86,78 @@
     });
   }
 
-  /* ---------- per-clip table: one metric at a time, clips x systems, sorted then paginated ---------- */
-  function clipOrder() {
-    var idx = R.clips.map(function (_, i) { return i; });
+  /* ---------- per-clip table: one metric (clips x systems) or every metric (clip, system rows);
+     sorted over all clips, then paginated ---------- */
+  var ALL = "__all__";
+  function perClipMetrics() { return R.metrics.filter(function (m) { return m.per_clip; }); }
+  function clipRows() {
+    /* rows of the current view: {clip index, cells: [{v, why}], first: [texts]} */
+    var rows = [];
+    R.clips.forEach(function (c, i) {
+      if (state.clipMetric === ALL) {
+        R.systems.forEach(function (s) {
+          if (!c.values[s.label]) return;
+          rows.push({ i: i, keys: [c.key, s.label], cells: perClipMetrics().map(function (m) {
+            return { v: c.values[s.label][m.name], why: (c.undefined[s.label] || {})[m.name] }; }) });
+        });
+      } else {
+        rows.push({ i: i, keys: [c.key], cells: R.systems.map(function (s) {
+          var v = c.values[s.label] ? c.values[s.label][state.clipMetric] : undefined;
+          return { v: v, why: c.values[s.label] ? (c.undefined[s.label] || {})[state.clipMetric] : "skipped for this system", skipped: !c.values[s.label] }; }) });
+      }
+    });
     if (state.clipSort) {
-      var col = state.clipSort.col, dir = state.clipSort.dir, m = state.clipMetric;
-      idx.sort(function (a, b) {
-        var ca = R.clips[a], cb = R.clips[b];
-        if (col === 0) return compare(ca.key, cb.key, dir);
-        var lab = R.systems[col - 1].label;
-        var va = (ca.values[lab] || {})[m], vb = (cb.values[lab] || {})[m];
+      var col = state.clipSort.col, dir = state.clipSort.dir;
+      rows.sort(function (a, b) {
+        if (col < a.keys.length) return compare(a.keys[col], b.keys[col], dir);
+        var va = a.cells[col - a.keys.length].v, vb = b.cells[col - b.keys.length].v;
         return compare(va === null || va === undefined ? "" : String(va), vb === null || vb === undefined ? "" : String(vb), dir);
       });
     }
-    return idx;
+    return rows;
   }
   function drawClipTable() {
     var t = document.getElementById("clip-table");
     t.textContent = "";
-    var m = metricByName(state.clipMetric);
+    var all = state.clipMetric === ALL;
     var head = el("thead"), tr = el("tr");
     tr.appendChild(el("th", null, "Clip"));
-    R.systems.forEach(function (s) { tr.appendChild(el("th", null, s.label)); });
+    if (all) {
+      tr.appendChild(el("th", null, "System"));
+      perClipMetrics().forEach(function (m) { tr.appendChild(el("th", null, m.display + arrow(m))); });
+    } else {
+      R.systems.forEach(function (s) { tr.appendChild(el("th", null, s.label)); });
+    }
     head.appendChild(tr); t.appendChild(head);
-    if (state.clipSort) tr.cells[state.clipSort.col].setAttribute("data-dir", state.clipSort.dir);
-    var body = el("tbody"), order = clipOrder();
+    if (state.clipSort && tr.cells[state.clipSort.col]) tr.cells[state.clipSort.col].setAttribute("data-dir", state.clipSort.dir);
+    var body = el("tbody"), rows = clipRows();
     var start = state.clipPage * CLIP_ROWS;
-    order.slice(start, start + CLIP_ROWS).forEach(function (i) {
-      var c = R.clips[i], row = el("tr");
+    rows.slice(start, start + CLIP_ROWS).forEach(function (r) {
+      var c = R.clips[r.i], row = el("tr");
       var first = el("td", { "data-sort": c.key });
       var a = el("a", { href: "#clip-" + c.slug }, c.key);
-      a.addEventListener("click", function (ev) { ev.preventDefault(); showClip(i); });
+      a.addEventListener("click", function (ev) { ev.preventDefault(); showClip(r.i); });
       first.appendChild(a); row.appendChild(first);
-      R.systems.forEach(function (s) {
-        var v = (c.values[s.label] || {})[state.clipMetric];
-        var why = (c.undefined[s.label] || {})[state.clipMetric];
-        var td = el("td", { "data-sort": v === null || v === undefined ? "" : v, title: why || null }, v === undefined ? "skipped" : fmt(v, R.decimals));
-        row.appendChild(td);
+      if (all) row.appendChild(el("td", { "data-sort": r.keys[1], style: "text-align:left" }, r.keys[1]));
+      r.cells.forEach(function (cell) {
+        var v = cell.v;
+        row.appendChild(el("td", { "data-sort": v === null || v === undefined ? "" : v, title: cell.why || null }, cell.skipped ? "skipped" : fmt(v, R.decimals)));
       });
       body.appendChild(row);
     });
     t.appendChild(body);
     makeSortable(t, function (col, dir) { state.clipSort = { col: col, dir: dir }; state.clipPage = 0; drawClipTable(); });
-    pager(document.getElementById("clip-pager"), Math.ceil(R.clips.length / CLIP_ROWS), state.clipPage, function (p) { state.clipPage = p; drawClipTable(); });
-    void m;
+    pager(document.getElementById("clip-pager"), Math.ceil(rows.length / CLIP_ROWS), state.clipPage, function (p) { state.clipPage = p; drawClipTable(); });
   }
   function setupClipTable() {
     var sel = document.getElementById("clip-metric");
-    R.metrics.forEach(function (m) { if (m.per_clip) sel.appendChild(el("option", { value: m.name }, m.display + arrow(m))); });
+    perClipMetrics().forEach(function (m) { sel.appendChild(el("option", { value: m.name }, m.display + arrow(m))); });
     if (!sel.options.length) { document.getElementById("clips").appendChild(el("p", { "class": "note" }, "No per-clip metric in these results.")); return; }
+    sel.appendChild(el("option", { value: ALL }, "every metric (one row per clip and system)"));
+    var wanted = /[?&]metric=([^&#]+)/.exec(location.search);  // index.html?metric=dtw_dis (or __all__) opens that view
+    if (wanted) for (var k = 0; k < sel.options.length; k++) if (sel.options[k].value === decodeURIComponent(wanted[1])) sel.selectedIndex = k;
     state.clipMetric = sel.value;
-    sel.addEventListener("change", function () { state.clipMetric = sel.value; state.clipPage = 0; drawClipTable(); });
+    sel.addEventListener("change", function () { state.clipMetric = sel.value; state.clipSort = null; state.clipPage = 0; drawClipTable(); });
     drawClipTable();
   }
 
