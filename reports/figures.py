@@ -349,9 +349,18 @@ def layout_resolution_figure(curves: dict[str, dict[str, list[float]]]):
 
 def plot_odf_curves(ref_odf: np.ndarray, systems: Iterable[tuple[str, np.ndarray]], out_base: str | Path, hop_s: float,
                     notes: dict[str, str] | None = None) -> list[Path]:
+    """``odf_curves_figure`` written to ``out_base.png`` and ``out_base.pdf``."""
+    with publication_style():
+        return save_figure(odf_curves_figure(ref_odf, systems, hop_s, notes), out_base)
+
+
+def odf_curves_figure(ref_odf: np.ndarray, systems: Iterable[tuple[str, np.ndarray]], hop_s: float, notes: dict[str, str] | None = None):
     """Onset-strength curves of each system over the reference's (one panel per system, the
-    reference in grey), each panel titled with ``notes[label]`` (e.g. that clip's W-dis, DTW-dis)."""
+    reference in grey, time in seconds = frame x ``hop_s``), each panel titled with
+    ``notes[label]`` (e.g. that clip's W-dis and DTW-dis)."""
     systems = list(systems)
+    if not systems:
+        raise ConfigError("no system curve to draw")
     with publication_style() as plt:
         fig, axes = plt.subplots(len(systems), 1, figsize=(3.4, 0.8 * len(systems) + 0.4), squeeze=False, sharex=True)
         t_ref = np.arange(len(ref_odf)) * hop_s
@@ -362,4 +371,4 @@ def plot_odf_curves(ref_odf: np.ndarray, systems: Iterable[tuple[str, np.ndarray
             ax.set_yticks([])
         axes[-1, 0].set_xlabel("time (s)")
         fig.tight_layout()
-        return save_figure(fig, out_base)
+        return fig

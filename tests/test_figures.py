@@ -138,3 +138,14 @@ def test_cli_figure_commands(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tiva_bench", "figure", "mels", *res_dirs, "--clips", "zz", "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2 and "zz" in proc.stderr
+
+
+def test_odf_curves_figure(tmp_path):
+    ref, gen = np.array([0.0, 1.0, 0.0, 2.0]), np.array([0.0, 0.0, 1.0, 0.0])
+    fig = figures.odf_curves_figure(ref, [("sys", gen)], hop_s=0.08, notes={"sys": "W-dis 1.00"})
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [0.0, 0.08, 0.16, 0.24])
+    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), gen)
+    assert ax.get_title(loc="left") == "sys  W-dis 1.00"
+    paths = figures.plot_odf_curves(ref, [("sys", gen)], tmp_path / "odf", 0.08)
+    assert _is_png(paths[0]) and _is_pdf(paths[1])
