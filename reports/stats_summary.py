@@ -20,11 +20,12 @@ shown but never ranked: a results dict is unranked when its ``role`` is ``"refer
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import re
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -100,11 +101,48 @@ def add_intervals(results: dict, n_resamples: int = DEFAULT_RESAMPLES, seed: int
     return out
 
 
-def set_metric_interval(set_fn: Callable, gen: dict, ref: dict, labels: np.ndarray | None = None, n_resamples: int = DEFAULT_SET_RESAMPLES,
-                        seed: int = 0, confidence: float = 0.95, kind: str | None = None) -> dict:
-    """Bootstrap interval of a set metric: resample clips (rows of every array in ``gen``, ``ref``
-    and ``labels``, the same rows on both sides) and recompute ``set_fn(gen, ref, labels)``, which
-    returns ``(value, std)`` like the entries of ``metrics.registry.SET_FUNCTIONS``.
+def resample_rows(inputs: Any, idx: np.ndarray) -> Any:
+    """A copy of ``inputs`` with every row-aligned array indexed by ``idx`` along its first axis.
+
+    ``inputs``: a dataclass (such as ``metrics.registry.SetInputs``) or a dict whose values are
+    arrays ``(N, ...)``, dicts of such arrays, or None (kept as is).
+    """
+    def take(v):
+        if v is None:
+            return None
+        if isinstance(v, dict):
+            return {k: take(x) for k, x in v.items()}
+        return np.asarray(v)[idx]
+
+    if dataclasses.is_dataclass(inputs) and not isinstance(inputs, type):
+        return dataclasses.replace(inputs, **{f.name: take(getattr(inputs, f.name)) for f in dataclasses.fields(inputs)})
+    return {k: take(v) for k, v in inputs.items()}
+
+
+def _row_counts(inputs: Any) -> set[int]:
+    values = ([getattr(inputs, f.name) for f in dataclasses.fields(inputs)] if dataclasses.is_dataclass(inputs) else list(inputs.values()))
+    out: set[int] = set()
+    for v in values:
+        if isinstance(v, dict):
+            out |= _row_counts(v)
+        elif v is not None:
+            out.add(len(v))
+    return out
+
+
+def _side(inputs: Any, name: str) -> dict:
+    return (getattr(inputs, name, None) if not isinstance(inputs, dict) else inputs.get(name)) or {}
+
+
+def set_metric_interval(set_fn: Callable, inputs: Any, ref: dict | None = None, labels: np.ndarray | None = None, *,
+                        n_resamples: int = DEFAULT_SET_RESAMPLES, seed: int = 0, confidence: float = 0.95, kind: str | None = None) -> dict:
+    """Bootstrap interval of a set metric: resample clips (the same rows of every input: generated,
+    reference, video embeddings, labels) and recompute the metric on each resample.
+
+    Two call forms: ``set_metric_interval(fn, inputs)`` with ``inputs`` a row-aligned dataclass
+    (``metrics.registry.SetInputs``) or dict and ``fn(inputs) -> (value, std)``; or
+    ``set_metric_interval(fn, gen, ref, labels)`` with dicts of arrays and ``fn(gen, ref, labels)``.
+    ``fn`` may also return a bare float.
 
     ``kind="fad"`` (the Frechet distance of ``gen["embedding"]`` and ``ref["embedding"]``, shape
     ``(N, d)`` or ``(N, E, d)`` with E examples per clip pooled) takes an exact shortcut,
@@ -115,25 +153,28 @@ def set_metric_interval(set_fn: Callable, gen: dict, ref: dict, labels: np.ndarr
     to merge into the metric's record. Warnings raised while recomputing (e.g. too few samples for
     the embedding size, already reported once for the full set) are silenced. Cost: docs/PROTOCOL.md.
     """
-    sizes = {len(v) for v in [*gen.values(), *ref.values()]} | ({len(labels)} if labels is not None else set())
+    legacy = ref is not None
+    bundle = {"gen": inputs, "ref": ref, "labels": labels} if legacy else inputs
+    sizes = _row_counts(bundle)
     if len(sizes) != 1:
         raise ValueError(f"set-metric inputs disagree on the number of clips: {sorted(sizes)}")
     n = sizes.pop()
     method = "percentile bootstrap over clips, set metric recomputed"
-    g_emb, r_emb = np.asarray(gen.get("embedding", [])), np.asarray(ref.get("embedding", []))
-    rows = int(np.prod(g_emb.shape[:-1])) if g_emb.ndim >= 2 else 0
+    g_emb = np.asarray(_side(bundle, "gen").get("embedding", []))
+    r_emb = np.asarray(_side(bundle, "ref").get("embedding", []))
     if kind == "fad" and g_emb.shape == r_emb.shape and fast_frechet_applies(g_emb):
+        rows = int(np.prod(g_emb.shape[:-1]))
         per_clip = 1 if g_emb.ndim == 2 else g_emb.shape[1]
         low, high, failed = frechet_bootstrap(g_emb.reshape(rows, -1), r_emb.reshape(rows, -1), n_resamples, confidence, seed,
                                               clip_of_row=np.repeat(np.arange(n), per_clip))
         method += " (exact Gram-matrix form of the Frechet distance)"
     else:
         def statistic(idx: np.ndarray) -> float:
-            g = {k: np.asarray(v)[idx] for k, v in gen.items()}
-            r = {k: np.asarray(v)[idx] for k, v in ref.items()}
+            sample = resample_rows(bundle, idx)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return float(set_fn(g, r, None if labels is None else np.asarray(labels)[idx])[0])
+                out = set_fn(sample["gen"], sample["ref"], sample["labels"]) if legacy else set_fn(sample)
+            return float(out[0] if isinstance(out, tuple) else out)
 
         low, high, failed = bootstrap_interval(statistic, n, n_resamples, confidence, seed)
     return {"ci_low": _json_float(low), "ci_high": _json_float(high),

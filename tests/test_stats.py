@@ -214,23 +214,42 @@ def test_frechet_bootstrap_with_several_rows_per_clip():
 
 # ------------------------------------------------------------ results-level annotation
 
-from tiva_bench.metrics.registry import SET_FUNCTIONS  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
 from tiva_bench.reports import stats_summary  # noqa: E402
 
 
-def test_set_metric_interval_fast_fad_equals_recomputing_the_registered_function():
+@dataclass
+class _Inputs:  # the shape of a set metric's row-aligned inputs (like metrics.registry.SetInputs)
+    gen: dict = field(default_factory=dict)
+    ref: dict = field(default_factory=dict)
+    labels: np.ndarray | None = None
+
+
+def _fad(x):
+    g, r = x.gen["embedding"], x.ref["embedding"]
+    return frechet_distance(g.reshape(-1, g.shape[-1]), r.reshape(-1, r.shape[-1])), float("nan")
+
+
+def _agreement(x):
+    return float(np.mean(x.gen["logits"].argmax(1) == x.labels)), float("nan")
+
+
+def test_set_metric_interval_fast_fad_equals_recomputing():
     rng = np.random.default_rng(2)
     for shape in ((20, 16), (6, 3, 12)):  # one embedding per clip; VGGish-like examples per clip (rows <= 1.5 d)
-        gen = {"embedding": rng.normal(size=shape)}
-        ref = {"embedding": rng.normal(0.3, 1.0, size=shape)}
-        fast = stats_summary.set_metric_interval(SET_FUNCTIONS.get("fad"), gen, ref, n_resamples=50, seed=4, kind="fad")
-        slow = stats_summary.set_metric_interval(SET_FUNCTIONS.get("fad"), gen, ref, n_resamples=50, seed=4)
+        inputs = _Inputs({"embedding": rng.normal(size=shape)}, {"embedding": rng.normal(0.3, 1.0, size=shape)})
+        fast = stats_summary.set_metric_interval(_fad, inputs, n_resamples=50, seed=4, kind="fad")
+        slow = stats_summary.set_metric_interval(_fad, inputs, n_resamples=50, seed=4)
         assert "Gram" in fast["ci"]["method"] and "Gram" not in slow["ci"]["method"]
         np.testing.assert_allclose([fast["ci_low"], fast["ci_high"]], [slow["ci_low"], slow["ci_high"]], rtol=1e-6)
+        # the (fn, gen, ref, labels) call form gives the same interval
+        legacy = stats_summary.set_metric_interval(lambda g, r, lab: _fad(_Inputs(g, r))[0], inputs.gen, inputs.ref, n_resamples=50, seed=4)
+        assert (legacy["ci_low"], legacy["ci_high"]) == (slow["ci_low"], slow["ci_high"])
     assert stats_summary.fast_frechet_applies(np.zeros((3072, 2048))) and not stats_summary.fast_frechet_applies(np.zeros((3073, 2048)))
     assert not stats_summary.fast_frechet_applies(np.zeros((1000, 8, 128)))  # VGGish: recomputing is cheap at 128-d
-    wide = stats_summary.set_metric_interval(SET_FUNCTIONS.get("fad"), {"embedding": np.ones((40, 4)) + np.eye(40, 4)},
-                                             {"embedding": np.zeros((40, 4)) + np.eye(40, 4)[::-1]}, n_resamples=5, kind="fad")
+    wide = stats_summary.set_metric_interval(_fad, _Inputs({"embedding": np.ones((40, 4)) + np.eye(40, 4)}, {"embedding": np.eye(40, 4)[::-1]}),
+                                             n_resamples=5, kind="fad")
     assert "Gram" not in wide["ci"]["method"]
 
 
@@ -240,13 +259,13 @@ def test_set_metric_interval_resamples_labels_with_the_clips():
     labels = rng.integers(0, k, n)
     logits = rng.normal(size=(n, k))
     logits[np.arange(n), labels] += np.where(rng.random(n) < 0.6, 5.0, 0.0)  # about 60-70% agreement
-    out = stats_summary.set_metric_interval(SET_FUNCTIONS.get("class_agreement"), {"logits": logits}, {"logits": logits}, labels, n_resamples=2000)
+    out = stats_summary.set_metric_interval(_agreement, _Inputs({"logits": logits}, {"logits": logits}, labels), n_resamples=2000)
     hits = (logits.argmax(1) == labels).astype(float)
     ref = sps.bootstrap((hits,), np.mean, n_resamples=2000, method="percentile", random_state=np.random.default_rng(1)).confidence_interval
     width = ref.high - ref.low
     assert abs(out["ci_low"] - ref.low) < 0.1 * width and abs(out["ci_high"] - ref.high) < 0.1 * width
     with pytest.raises(ValueError):
-        stats_summary.set_metric_interval(SET_FUNCTIONS.get("class_agreement"), {"logits": logits}, {"logits": logits[:-1]})
+        stats_summary.set_metric_interval(_agreement, _Inputs({"logits": logits}, {"logits": logits[:-1]}))
 
 
 def _res(label, values, higher=False, role=None):
