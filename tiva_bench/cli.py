@@ -78,7 +78,35 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--decimals", type=int, default=2)
     r.add_argument("--name", default="summary", help="file name stem of the tables")
     r.add_argument("--caption", help="LaTeX caption")
+    r.add_argument("--html", action="store_true", help="also write the browsable report OUT/report/index.html (players, spectrograms, onset curves)")
+    r.add_argument("--title", default="tiva-bench report", help="title of the HTML report")
+    r.add_argument("--resamples", type=int, default=10000, metavar="N", help="bootstrap resamples for the 95%% intervals (default 10000)")
+    r.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    r.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired tests against the best system (default 0.05)")
+    r.add_argument("--latex-intervals", action="store_true", help="also write NAME_ci.tex: values with ± half-interval and the not-different-from-best mark")
+    r.add_argument("--copy-media", action="store_true", help="copy the audio into the report folder (default: link to it by relative path)")
+    r.add_argument("--no-media", action="store_true", help="HTML tables only: no spectrograms, curves or players")
+    r.add_argument("--page-size", type=int, default=10, metavar="K", help="clips per page of the HTML report (default 10)")
     _add_common(r)
+
+    fg = sub.add_parser("figure", help="publication figures (PNG and PDF) under OUT/figures/", description="Figures in the paper's style, written as PNG (300 dpi) and PDF.",
+                        epilog="examples:\n  tiva-bench figure mels runs/run/results/* --clips test_00003,test_00007 --out runs/run\n  tiva-bench figure dist runs/run/results/* --metrics w_dis,dtw_dis --out runs/run\n  tiva-bench figure layout-resolution runs/ablate/layout_curves.json --out runs/ablate", formatter_class=argparse.RawDescriptionHelpFormatter)
+    fg_sub = fg.add_subparsers(dest="figure_command", metavar="FIGURE")
+    fm = fg_sub.add_parser("mels", help="Figure 4: stacked mel spectrograms (reference, systems, predicted layout) for chosen clips")
+    fm.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files or folders, one per system (rows in this order)")
+    fm.add_argument("--clips", required=True, help="comma-separated clip names (columns), as in per_clip.csv")
+    fm.add_argument("--window", type=float, metavar="S", help="seconds shown (default: the scored window)")
+    fm.add_argument("--no-frames", action="store_true", help="leave out the video frames row")
+    fd = fg_sub.add_parser("dist", help="per-clip metric distributions per system, with means and intervals")
+    fd.add_argument("results", nargs="+", metavar="RESULTS")
+    fd.add_argument("--metrics", help="comma-separated per-clip metrics (default: all)")
+    fd.add_argument("--resamples", type=int, default=10000, metavar="N", help="bootstrap resamples for the intervals")
+    fl = fg_sub.add_parser("layout-resolution", help="Figure 5: training loss and validation L2 per layout resolution")
+    fl.add_argument("curves", metavar="CURVES_JSON", help='JSON: {"[102,5]": {"train_loss": [...], "val_l2": [...], "step": [...]}, ...}')
+    for f in (fm, fd, fl):
+        f.add_argument("--out", default=".", metavar="DIR", help="figures go to DIR/figures/ (default: here)")
+        f.add_argument("--name", help="file name stem (default: the figure kind)")
+        _add_common(f)
 
     data = sub.add_parser("data", help="datasets: the synthetic benchmark, real-data feature extraction")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
@@ -282,13 +310,60 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from tiva_bench.core.results import load_results
+    from tiva_bench.reports.stats_summary import annotate, render_latex_with_intervals, write_stats_csv
     from tiva_bench.reports.tables import write_tables
 
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     paths = write_tables(args.results, args.out, metrics, args.decimals, args.name, args.caption)
+    annotated = annotate([load_results(p) for p in args.results], args.resamples, args.seed, args.alpha)
+    paths["stats_csv"] = write_stats_csv(annotated, Path(args.out) / f"{args.name}_stats.csv")
+    if args.latex_intervals:
+        paths["ci_tex"] = Path(args.out) / f"{args.name}_ci.tex"
+        paths["ci_tex"].write_text(render_latex_with_intervals(annotated, metrics, args.decimals, args.caption), encoding="utf-8")
+    if args.html:
+        from tiva_bench.reports.html import write_html_report
+
+        progress = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            def progress(it, total):
+                return tqdm(it, total=total, desc="report pages", unit="page", file=sys.stderr, dynamic_ncols=True)
+
+        paths["html"] = write_html_report(annotated, args.out, title=args.title, n_resamples=args.resamples, seed=args.seed, alpha=args.alpha,
+                                          page_size=args.page_size, copy_media=args.copy_media, media=not args.no_media, progress=progress)
     if not args.quiet:
         print(paths["md"].read_text(encoding="utf-8"), end="")
         print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return EXIT_OK
+
+
+def cmd_figure(args: argparse.Namespace) -> int:
+    import json
+
+    from tiva_bench.core.results import load_results
+    from tiva_bench.reports import figures
+    from tiva_bench.reports.stats_summary import add_intervals
+
+    if args.figure_command is None:
+        raise ConfigError("figure needs a kind", "tiva-bench figure mels|dist|layout-resolution ... (see --help)")
+    out_base = Path(args.out) / "figures" / (args.name or args.figure_command.replace("-", "_"))
+    if args.figure_command == "mels":
+        clips = [c.strip() for c in args.clips.split(",") if c.strip()]
+        paths = figures.mel_grid_from_results([load_results(p) for p in args.results], clips, out_base, window_s=args.window, frames=not args.no_frames)
+    elif args.figure_command == "dist":
+        metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+        results = [add_intervals(load_results(p), args.resamples) for p in args.results]
+        paths = figures.plot_metric_distributions(results, out_base, metrics)
+    else:
+        try:
+            curves = json.loads(Path(args.curves).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read curves from {args.curves}: {exc}", "give the layout_curves.json that `tiva-bench ablate` writes") from None
+        paths = figures.plot_layout_resolution(curves, out_base)
+    if not args.quiet:
+        print("wrote " + ", ".join(str(p) for p in paths))
     return EXIT_OK
 
 
@@ -472,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     signal.signal(signal.SIGTERM, _terminate)
-    handler = {"metrics": cmd_metrics, "report": cmd_report, "data": cmd_data, "weights": cmd_weights, "train": cmd_train, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}[args.command]
+    handler = {"metrics": cmd_metrics, "report": cmd_report, "figure": cmd_figure, "data": cmd_data, "weights": cmd_weights, "train": cmd_train, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}[args.command]
     try:
         return handler(args)
     except NothingToScoreError as exc:
