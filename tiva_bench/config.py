@@ -107,6 +107,24 @@ class PairingConfig:
 
 
 @dataclass
+class StatsConfig:
+    """Intervals written with every set value (docs/PROTOCOL.md, "Intervals, paired tests and reports").
+
+    resamples: percentile-bootstrap resamples over clips for means of per-clip metrics (0 = none).
+    set_resamples: resamples for set metrics (FAD, KL, IS, class agreement, IB), recomputed on each
+        resampled set of clips (0 = none). set_intervals: "auto" computes them where the cost is
+        small (all but a Frechet distance with more clips than 1.5 x its embedding size), "always",
+        or "never". confidence: the interval's coverage; seed: the resampling seed.
+    """
+
+    resamples: int = 10000
+    set_resamples: int = 200
+    set_intervals: str = "auto"
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass
 class ScoreConfig:
     """Everything ``tiva-bench metrics`` needs besides the two folders."""
 
@@ -122,6 +140,7 @@ class ScoreConfig:
     onset: OnsetConfig = field(default_factory=OnsetConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     pairing: PairingConfig = field(default_factory=PairingConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
 
     def validate(self) -> "ScoreConfig":
         """Check every setting (type, range, choices) before any work; raises ``ConfigError``
@@ -169,6 +188,11 @@ RULES: dict[str, tuple] = {
     "energy.frame_length": ("int", 1, 1 << 20, None),
     "energy.hop_length": ("int", 1, 1 << 20, None),
     "pairing.by": ("str", None, None, ("stem", "relpath")),
+    "stats.resamples": ("int", 0, 10_000_000, None),
+    "stats.set_resamples": ("int", 0, 1_000_000, None),
+    "stats.set_intervals": ("str", None, None, ("auto", "always", "never")),
+    "stats.confidence": ("float", (">", 0.0), 0.999999, None),
+    "stats.seed": ("int", 0, 2**32 - 1, None),
 }
 
 

@@ -66,8 +66,9 @@ def gather_inputs(spec: MetricSpec, sources: ClipSources, caches: dict[str, Feat
 
 
 def evaluate_set_metric(spec: MetricSpec, sources: ClipSources, caches: dict[str, FeatureCache], classes: tuple[str, ...],
-                        warnings: list[str]) -> SetValue:
-    """One set metric from the cache; NaN with a warning when undefined, warnings of the maths kept."""
+                        warnings: list[str]) -> tuple[SetValue, SetInputs | None]:
+    """One set metric from the cache, and the inputs it was computed from (None when undefined);
+    NaN with a warning when undefined, warnings of the maths kept."""
     n_clips = len(sources.gen)
     inputs, n_rows, notes = gather_inputs(spec, sources, caches, classes)
     warnings.extend(f"{spec.name}: {note}" for note in notes)
@@ -78,7 +79,7 @@ def evaluate_set_metric(spec: MetricSpec, sources: ClipSources, caches: dict[str
             warnings_module.simplefilter("always")
             value, std = spec.compute(inputs)
         warnings.extend(f"{spec.name}: {w.message}" for w in caught)
-        return SetValue(value=float(value), std=float(std), n=n_rows, n_undefined=n_clips - n_rows)
+        return SetValue(value=float(value), std=float(std), n=n_rows, n_undefined=n_clips - n_rows), inputs
     except UndefinedMetric as exc:
         warnings.append(f"{spec.name}: undefined ({exc})")
-        return SetValue(value=math.nan, std=math.nan, n=n_rows, n_undefined=n_clips - n_rows)
+        return SetValue(value=math.nan, std=math.nan, n=n_rows, n_undefined=n_clips - n_rows), None

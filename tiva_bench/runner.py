@@ -17,6 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from tiva_bench.clip_scoring import init_worker, prepare_process, score_pair, score_pair_in_worker
 from tiva_bench.config import ScoreConfig, to_dict
 from tiva_bench.core.audio import VIDEO_EXTENSIONS
@@ -24,12 +26,14 @@ from tiva_bench.core.data import read_class_label
 from tiva_bench.core.errors import NothingToScoreError
 from tiva_bench.core.files import file_digest
 from tiva_bench.core.pool import TaskFailure, n_workers, supervised_map
-from tiva_bench.core.results import ClipResult, Results, aggregate, provenance, utc_now
+from tiva_bench.core.results import ClipResult, Results, SetValue, aggregate, provenance, utc_now
 from tiva_bench.evaluate import ClipSources, evaluate_set_metric
 from tiva_bench.extract import AUDIO, VIDEO, extract_audio, extract_video, feature_cache
 from tiva_bench.metrics.extractors import get_extractor
+from tiva_bench.metrics.functional.stats import bootstrap_mean_interval
 from tiva_bench.metrics.registry import CLIP_LEVEL, SET_LEVEL, MetricSpec, resolve_metrics
 from tiva_bench.pairing import Pair, pair_folders
+from tiva_bench.reports.stats_summary import fast_frechet_applies, set_metric_interval
 
 Progress = Callable[..., Iterable]
 
@@ -71,6 +75,32 @@ def _undefined_warnings(clips: list[ClipResult], set_values: dict) -> list[str]:
             top = "; ".join(f"{r} ({k})" for r, k in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
             out.append(f"{name}: undefined for {sv.n_undefined} of {len(clips)} clips, left out of the mean: {top}")
     return out
+
+
+def add_clip_intervals(set_values: dict[str, SetValue], clips: list[ClipResult], cfg: ScoreConfig) -> None:
+    """Percentile-bootstrap interval of each clip metric's mean over the clips that define it."""
+    st = cfg.stats
+    if st.resamples <= 0:
+        return
+    for name, sv in set_values.items():
+        values = np.array([c.values.get(name, np.nan) for c in clips], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        sv.ci_low, sv.ci_high = (float(x) for x in bootstrap_mean_interval(values, st.resamples, st.confidence, st.seed))
+        sv.ci = {"method": "percentile bootstrap over clips", "confidence": st.confidence, "n_resamples": st.resamples, "seed": st.seed}
+
+
+def add_set_interval(sv: SetValue, spec: MetricSpec, inputs, cfg: ScoreConfig, warnings: list[str]) -> None:
+    """Bootstrap interval of a set metric (clips resampled, the metric recomputed), where affordable."""
+    st = cfg.stats
+    if st.set_intervals == "never" or st.set_resamples <= 0:
+        return
+    if st.set_intervals == "auto" and spec.group == "fad" and not fast_frechet_applies(inputs.gen["embedding"]):
+        warnings.append(f"{spec.name}: no interval ({sv.n} clips make the Frechet bootstrap cost minutes; --set stats.set_intervals=always computes it)")
+        return
+    record = set_metric_interval(spec.compute, inputs, n_resamples=st.set_resamples, seed=st.seed, confidence=st.confidence, kind=spec.group)
+    sv.ci_low, sv.ci_high, sv.ci = record["ci_low"], record["ci_high"], record["ci"]
 
 
 def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | None = None, label: str | None = None,
@@ -143,9 +173,12 @@ def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | N
 
     set_values = aggregate(clips, [s.name for s in clip_specs])
     warnings.extend(_undefined_warnings(clips, set_values))
+    add_clip_intervals(set_values, clips, cfg)
     for spec in set_specs:
         classes = extractors[spec.extractor].spec.classes
-        set_values[spec.name] = evaluate_set_metric(spec, sources, caches[spec.extractor], classes, warnings)
+        set_values[spec.name], inputs = evaluate_set_metric(spec, sources, caches[spec.extractor], classes, warnings)
+        if inputs is not None:
+            add_set_interval(set_values[spec.name], spec, inputs, cfg, warnings)
     set_values = {s.name: set_values[s.name] for s in specs}  # the order asked for
     n_padded = sum(1 for c in clips if c.gen_padded_s > 0 or c.ref_padded_s > 0)
     if n_padded:

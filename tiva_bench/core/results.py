@@ -54,6 +54,9 @@ class SetValue:
     std: float
     n: int
     n_undefined: int
+    ci_low: float | None = None  # bootstrap interval (units of value); None when not computed
+    ci_high: float | None = None
+    ci: dict | None = None  # how the interval was made: method, confidence, resamples, seed
 
 
 def aggregate(clips: list[ClipResult], names: list[str]) -> dict[str, SetValue]:
@@ -144,7 +147,7 @@ class Results:
             "label": self.label,
             "gen_dir": self.gen_dir,
             "ref_dir": self.ref_dir,
-            "metrics": {k: {**self.metric_info.get(k, {}), **vars(v)} for k, v in self.metrics.items()},
+            "metrics": {k: {**self.metric_info.get(k, {}), **{f: x for f, x in vars(v).items() if not (f.startswith("ci") and x is None)}} for k, v in self.metrics.items()},
             "n_scored": len(self.clips),
             "n_skipped": len(self.skipped),
             "per_clip": [dict(vars(c)) for c in self.clips],
