@@ -107,7 +107,7 @@ class LayoutPredictor(ModelMixin, ConfigMixin):
             self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, layout_bands))
         if patch_cross_attention and patch_grid > 1:  # created only then: checkpoints without a grid keep their keys
             self.cell_in = nn.Linear(feature_dim * n_layers_in, dim)
-            self.cell_pos = nn.Parameter(torch.zeros(1, 1, patch_grid * patch_grid, dim))
+            self.cell_pos = nn.Parameter(torch.randn(1, 1, patch_grid * patch_grid, dim) * 0.02)
 
     def cross_attention_context(self, x: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
         """Encoder output ``x`` ``(B, T, d)`` and ``patch`` ``(B, T, L, G, D)`` -> the tokens the
