@@ -219,6 +219,9 @@ def test_a_short_training_run_lowers_the_loss_and_resumes_exactly(small_train_da
     messages = []
     train(tc2, log=messages.append)
     assert any("resuming layout at step 40" in m for m in messages)
+    # steps 41-45 ran twice; the log has each step once
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "run2" / "losses.csv"))]
+    assert steps == list(range(1, 81))
     a = TiVAModel.load(tmp_path / "run" / "checkpoint.safetensors").state_dict()
     b = TiVAModel.load(tmp_path / "run2" / "checkpoint.safetensors").state_dict()
     for k in a:

@@ -382,3 +382,27 @@ def test_resume_drops_the_loss_rows_of_steps_done_again(tmp_path):
     assert rows[0] == LOSS_COLUMNS
     assert [(r[0], int(r[1])) for r in rows[1:]] == [("layout", 1), ("layout", 2), ("layout", 3), ("generator", 1), ("generator", 2),
                                                      ("generator", 3)] + [("joint", k) for k in range(1, 6)]
+
+
+# ---------------------------------------------------------------- 9. G from a pretrained UNet
+
+def test_g_initialised_from_a_pretrained_unet_first_behaves_exactly_like_it():
+    from diffusers import UNet2DConditionModel
+
+    from tiva_bench.models.tiva.generator import init_from_unet
+
+    cfg = small()
+    g = TiVAModel(cfg).generator
+    unet_config = {k: v for k, v in g.unet.config.items() if not k.startswith("_")}
+    unet_config.update(in_channels=cfg.latent_channels, out_channels=cfg.latent_channels)
+    torch.manual_seed(3)
+    pretrained = UNet2DConditionModel(**unet_config)
+    report = init_from_unet(g, pretrained.state_dict())
+    assert not report["skipped"]
+    x = torch.randn(2, cfg.latent_channels, cfg.latent_time, cfg.latent_freq)
+    s = torch.randn(2, cfg.n_frames, cfg.semantic_dim)
+    t = torch.tensor([10, 500])
+    with torch.no_grad():
+        ref = pretrained(x, t, encoder_hidden_states=s).sample
+        got = g(x, t, s, torch.rand(2, 1, cfg.latent_time, cfg.latent_freq))  # any layout: its channel starts at zero
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)

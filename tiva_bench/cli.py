@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--cache-dir", metavar="DIR")
     tr.add_argument("--joint-layout-loss-weight", type=float, default=None, metavar="W",
                     help="joint stage: add W x L2(T(v), t_a) to the epsilon loss (default 0: the paper's Eq. 10)")
+    tr.add_argument("--init-unet", metavar="SAFETENSORS", help="start a new model's G from this pretrained UNet (e.g. AudioLDM2's; extra layout channel zero-initialised)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="model_set",
                     help="override a model config field of the preset, e.g. --set layout_head=per-step --set patch_grid=1 (see docs/MODEL.md)")
     _add_common(tr)
@@ -353,6 +354,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             setattr(tc, key, {k: value for k in getattr(tc, key)})
     if args.joint_layout_loss_weight is not None:
         tc.joint_layout_loss_weight = args.joint_layout_loss_weight
+    tc.init_unet = args.init_unet
     for item in args.model_set:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():

@@ -39,6 +39,7 @@ from tiva_bench.core.files import atomic_write_text
 from tiva_bench.models.tiva.codec import build_codec
 from tiva_bench.models.tiva.config import TiVAConfig, preset, with_overrides
 from tiva_bench.models.tiva.frame_encoder import frame_encoder_for
+from tiva_bench.models.tiva.generator import init_from_unet
 from tiva_bench.models.tiva.layout import extract_layout
 from tiva_bench.models.tiva.losses import STAGES, StageLoss
 from tiva_bench.models.tiva.model import TiVAModel, checkpoint_extra
@@ -55,6 +56,8 @@ class TrainConfig:
     data: str = ""
     out: str = "runs/train"
     init: str | None = None                 # start from this checkpoint (e.g. a layout-stage one)
+    init_unet: str | None = None            # a new model's G starts from this pretrained UNet (safetensors, diffusers keys), e.g. AudioLDM2's
+    init_unet_contexts: int = 2             # cross-attention contexts per layer in that UNet (AudioLDM2: 2); G takes the first
     steps: dict = field(default_factory=lambda: {"layout": 1500, "generator": 1500, "joint": 200})
     batch_size: dict = field(default_factory=lambda: {"layout": 32, "generator": 16, "joint": 16})
     lr: dict = field(default_factory=lambda: {"layout": 1e-3, "generator": 5e-4, "joint": 1e-4})
@@ -165,6 +168,8 @@ def train(tc: TrainConfig, progress=None, log=print) -> Path:
     else:
         torch.manual_seed(tc.seed)
         model = TiVAModel(with_overrides(preset(tc.preset), tc.model))
+        if tc.init_unet:
+            _init_unet(model, tc, log)
     cfg = model.cfg
     model.to(device)
 
@@ -229,6 +234,23 @@ def train(tc: TrainConfig, progress=None, log=print) -> Path:
     if rank == 0:
         _save(model, None, "done", 0, ckpt_path, None, tc)
     return ckpt_path
+
+
+def _init_unet(model: TiVAModel, tc: TrainConfig, log) -> None:
+    from safetensors.torch import load_file
+
+    path = Path(tc.init_unet)
+    if not path.is_file():
+        raise ConfigError(f"--init-unet {path} is not a file", "pass a UNet's diffusion_pytorch_model.safetensors (e.g. AudioLDM2's unet/)")
+    try:
+        source = load_file(str(path))
+    except Exception as exc:
+        raise ConfigError(f"--init-unet {path} is not a safetensors file ({type(exc).__name__})") from None
+    report = init_from_unet(model.generator, source, tc.init_unet_contexts)
+    total = len(report["copied"]) + len(report["skipped"])
+    if not report["copied"]:
+        raise ConfigError(f"no tensor of {path} fits G", "set G's sizes to that UNet's (--set unet_channels=... etc., docs/MODEL.md)")
+    log(f"G initialised from {path}: {len(report['copied'])} of {total} tensors copied; left as initialised: {report['skipped'][:5]}")
 
 
 def _load_state(path: Path) -> dict:
