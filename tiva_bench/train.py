@@ -152,7 +152,6 @@ def train(tc: TrainConfig, progress=None, log=print) -> Path:
     ckpt_path, state_path, loss_path = out / "checkpoint.safetensors", out / "train_state.pt", out / "losses.csv"
     resume = None
     if ckpt_path.exists() and not state_path.exists():
-
         if checkpoint_extra(ckpt_path).get("stage") == "done":
             log(f"{ckpt_path} is already fully trained; nothing to do (use another --out to train again)")
             return ckpt_path
@@ -172,7 +171,6 @@ def train(tc: TrainConfig, progress=None, log=print) -> Path:
             _init_unet(model, tc, log)
     cfg = model.cfg
     model.to(device)
-
 
     items = folder_items(tc.data)
     if not items:
@@ -203,7 +201,11 @@ def train(tc: TrainConfig, progress=None, log=print) -> Path:
         total = tc.steps[stage]
         start = 0
         if resume is not None and resume["stage"] == stage:
-            opt.load_state_dict(resume["optimizer"])
+            try:
+                opt.load_state_dict(resume["optimizer"])
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                raise TivaBenchError(f"{state_path} does not fit the checkpoint's {stage} stage ({type(exc).__name__})",
+                                     f"delete {state_path} to restart the stage from the last checkpoint's weights, or use another --out") from None
             start = int(resume["step"])
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
         with warnings.catch_warnings():  # fast-forwarding the schedule on resume, before any optimiser step
