@@ -43,7 +43,7 @@ def build(args):
 def time_pipeline(pipe, cfg, batches, batch_size, steps, guidance, dtype, device):
     n_layers = len(cfg.cls_layers)
     cls = torch.randn(batch_size, cfg.n_frames, n_layers, cfg.feature_dim)
-    patch = torch.randn(batch_size, cfg.n_frames, n_layers, 1, cfg.feature_dim)
+    patch = torch.randn(batch_size, cfg.n_frames, n_layers, cfg.patch_grid ** 2, cfg.feature_dim)
     ctx = torch.autocast(device_type=torch.device(device).type, dtype=dtype) if dtype != torch.float32 else torch.autocast("cpu", enabled=False)
 
     def once(seed):

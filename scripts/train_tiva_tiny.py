@@ -46,7 +46,8 @@ def main() -> None:
     jobs = {}
     for name in ("tiva-tiny", "tiva-tiny-nolayout"):
         cmd = [py, "-m", "tiva_bench", "train", "--preset", name, "--stage", "all", "--data", str(work / "data" / "train"),
-               "--out", str(work / name), "--seed", "0", "--cache-dir", str(work / "cache"), "-q"]
+               "--out", str(work / name), "--seed", "0", "--cache-dir", str(work / "cache"), "-q",
+               "--joint-layout-loss-weight", "1.0", "--set", "patch_grid=1"]  # the settings the shipped checkpoints were trained with
         if args.parallel:
             cmd += ["--threads", "1"]
         log = open(work / f"{name}.log", "w")

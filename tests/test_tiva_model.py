@@ -18,7 +18,7 @@ import torch
 
 from tiva_bench.models.tiva.codec import build_codec
 from tiva_bench.models.tiva.config import preset
-from tiva_bench.models.tiva.frame_encoder import build_frame_encoder
+from tiva_bench.models.tiva.frame_encoder import frame_encoder_for
 from tiva_bench.models.tiva.layout import layout_to_latent_map, mel_layout
 from tiva_bench.models.tiva.model import TiVAModel
 from tiva_bench.models.tiva.pipeline import TiVAPipeline
@@ -34,7 +34,7 @@ def features(cfg, batch=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     n_layers = len(cfg.cls_layers)
     return (torch.randn(batch, cfg.n_frames, n_layers, cfg.feature_dim, generator=g),
-            torch.randn(batch, cfg.n_frames, n_layers, 1, cfg.feature_dim, generator=g))
+            torch.randn(batch, cfg.n_frames, n_layers, cfg.patch_grid ** 2, cfg.feature_dim, generator=g))
 
 
 def pipeline(cfg, seed=0):
@@ -44,10 +44,10 @@ def pipeline(cfg, seed=0):
 
 def test_tiny_shapes_through_the_whole_pipeline():
     cfg = tiny()
-    pipe = TiVAPipeline(TiVAModel(cfg), build_codec(cfg), build_frame_encoder("thumbnail"))
+    pipe = TiVAPipeline(TiVAModel(cfg), build_codec(cfg), frame_encoder_for(cfg))
     frames = [np.random.default_rng(k).integers(0, 255, (102, 64, 64, 3), dtype=np.uint8) for k in range(2)]
     cls, patch = pipe.encode_frames(frames)
-    assert cls.shape == (2, 102, 3, 48) and patch.shape == (2, 102, 3, 1, 48)
+    assert cls.shape == (2, 102, 3, 48) and patch.shape == (2, 102, 3, cfg.patch_grid ** 2, 48)
     out = pipe(cls, patch, steps=2, return_layout=True)
     assert out.waveforms.shape == (2, 163840) and out.latents.shape == (2, 4, 128, 16) and out.layout.shape == (2, 102, 5)
     assert np.isfinite(out.waveforms).all()
@@ -140,18 +140,19 @@ def test_switches_for_ablations():
 def test_joint_stage_gradients_reach_t_s_g_but_not_clip():
     pytest.importorskip("open_clip")
     from tiva_bench.models.tiva.clip_encoder import CLIPFrameEncoder
-    from tiva_bench.train import StageLoss, trainable
+    from tiva_bench.models.tiva.losses import StageLoss
+    from tiva_bench.models.tiva.stages import trainable
 
     # 4 frames instead of 102 keep the CLIP forward cheap; the property does not depend on it
     cfg = dataclasses.replace(tiny(), frame_encoder="clip", feature_dim=768, cls_layers=(4, 8, 11), semantic_layer=11, n_frames=4, layout_time=4)
-    clip = CLIPFrameEncoder(random_init=True)
+    clip = CLIPFrameEncoder(random_init=True, patch_grid=cfg.patch_grid)
     model = TiVAModel(cfg)
     trainable(model, "joint")
     images = torch.randn(2 * 4, 3, 224, 224) * 0.1
     cls, patch = clip(images)
-    batch = {"cls": cls.view(2, 4, 3, 768), "patch": patch.view(2, 4, 3, 1, 768),
+    batch = {"cls": cls.view(2, 4, 3, 768), "patch": patch.view(2, 4, 3, cfg.patch_grid ** 2, 768),
              "latent": torch.randn(2, 4, 128, 16), "layout": torch.rand(2, 4, 5)}
-    loss, _ = StageLoss(model, "joint", 1.0)(batch, torch.Generator().manual_seed(0))
+    loss, _ = StageLoss(model, "joint")(batch, torch.Generator().manual_seed(0))  # Eq. 10: T learns through G alone
     loss.backward()
     for name, part in (("T", model.layout), ("S", model.semantic), ("G", model.generator)):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), name
@@ -218,6 +219,9 @@ def test_a_short_training_run_lowers_the_loss_and_resumes_exactly(small_train_da
     messages = []
     train(tc2, log=messages.append)
     assert any("resuming layout at step 40" in m for m in messages)
+    # steps 41-45 ran twice; the log has each step once
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "run2" / "losses.csv"))]
+    assert steps == list(range(1, 81))
     a = TiVAModel.load(tmp_path / "run" / "checkpoint.safetensors").state_dict()
     b = TiVAModel.load(tmp_path / "run2" / "checkpoint.safetensors").state_dict()
     for k in a:

@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     tr.add_argument("--cache-dir", metavar="DIR")
+    tr.add_argument("--joint-layout-loss-weight", type=float, default=None, metavar="W",
+                    help="joint stage: add W x L2(T(v), t_a) to the epsilon loss (default 0: the paper's Eq. 10)")
+    tr.add_argument("--init-unet", metavar="SAFETENSORS", help="start a new model's G from this pretrained UNet (e.g. AudioLDM2's; extra layout channel zero-initialised)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="model_set",
+                    help="override a model config field of the preset, e.g. --set layout_head=per-step --set patch_grid=1 (see docs/MODEL.md)")
     _add_common(tr)
 
     ge = sub.add_parser("generate", help="generate audio for videos with a TiVA checkpoint", description="Write one 16-kHz wav per video (same stem) and timing.json.", epilog="examples:\n  tiva-bench generate --preset tiva-tiny --videos data/synth/test --out gen/tiny\n  tiva-bench generate --checkpoint runs/tiny/checkpoint.safetensors --videos clips/ --out gen/ --seed 1 --steps 25 --guidance 5", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -483,6 +488,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key, value in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr)):
         if value is not None:
             setattr(tc, key, {k: value for k in getattr(tc, key)})
+    if args.joint_layout_loss_weight is not None:
+        tc.joint_layout_loss_weight = args.joint_layout_loss_weight
+    tc.init_unet = args.init_unet
+    for item in args.model_set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}", "e.g. --set layout_head=per-step")
+        tc.model[key.strip()] = value.strip()
     progress = None
     if not args.quiet:
         from tqdm import tqdm

@@ -1,9 +1,12 @@
 """Frozen CLIP ViT-B/16 image encoder giving CLS and patch tokens of chosen layers per frame.
 
-TiVA (Sec. 3) reads CLIP's CLS and patch tokens of layers 4, 8 and 11 for every video frame. Layers
-are 0-based indices into the 12 residual blocks (11 = the last block); the tokens are the residual
-stream after that block (before ``ln_post``), width 768. Patch tokens (14 x 14 for 224-px input)
-are average-pooled to a ``patch_grid`` x ``patch_grid`` grid (1 = their mean).
+TiVA (Sec. 3) reads CLIP's CLS and patch tokens of layers 4, 8 and 11 for every video frame. This
+encoder takes 0-based indices into the 12 residual blocks (11 = the last block); the tokens are the
+residual stream after that block (before ``ln_post``), width 768. Whether the paper's numbers are
+0-based blocks or 1-based layers (block k-1, Hugging Face ``hidden_states[k]``) is the config's
+``clip_layer_numbering``; ``TiVAConfig.clip_blocks()`` turns it into the indices taken here.
+Patch tokens (14 x 14 for 224-px input) are average-pooled to a ``patch_grid`` x ``patch_grid``
+grid (1 = their mean).
 
 Weights: OpenAI's ViT-B/16 (QuickGELU activations), loaded from the weights manager's file. A
 randomly initialised encoder exists only for plumbing tests (``random_init=True``) and is marked

@@ -6,6 +6,19 @@ Griffin-Lim. ``audioldm2`` (tiva-paper): AudioLDM2's VAE on its 64-band log-mel 
 1024, hop 160, magnitude mel, ``log(clamp(x, 1e-5))``) giving latents ``[8, 256, 16]`` scaled by
 the VAE's ``scaling_factor``, and its SpeechT5 HiFi-GAN vocoder; both load through the weights
 manager, or with random weights only for shape and timing checks (``random_init=True``).
+
+The front-end the VAE was trained with (AudioLDM2's training data pipeline, ``AudioDataset`` of
+AudioLDM-training-finetuning) is reproduced by two config options:
+
+* ``waveform_norm="audioldm2"``: the waveform (after resampling to 16 kHz) is made zero-mean and
+  scaled to a peak of 0.5: ``x = x - mean(x); x = 0.5 * x / (max|x| + 1e-8)``, computed over the
+  decoded audio before it is zero-padded to the window (here: up to the last non-zero sample, so
+  the window's zero padding stays zero, as in AudioLDM2's ``pad_wav``);
+* ``stft_padding="audioldm2"``: reflect-pad ``(n_fft - hop) / 2`` samples on each side and take
+  uncentred frames (``torch.stft(center=False)``), giving exactly ``n // hop`` frames (1024 for
+  10.24 s), instead of a centred STFT (``"center"``, frames ``n // hop + 1``, the last dropped).
+
+``log_mel`` and ``encode`` apply both, so ground-truth layouts and latents see the same front-end.
 """
 
 from __future__ import annotations
@@ -15,6 +28,8 @@ import json
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
+
 from tiva_bench.core.weights import WEIGHTS
 
 # AudioLDM2's VAE and vocoder configurations (cvssp/audioldm2, vae/ and vocoder/)
@@ -30,24 +45,56 @@ AUDIOLDM2_VOCODER_CONFIG = {
 }
 
 
-class LogMel(nn.Module):
-    """Magnitude STFT (hann, centred, reflect) -> Slaney mel (0-8 kHz) -> ``log(clamp(x, 1e-5))``.
+def normalise_waveform(wav: torch.Tensor, mode: str = "audioldm2") -> torch.Tensor:
+    """``(B, n)`` -> ``(B, n)``. ``"none"``: unchanged. ``"audioldm2"``: per row, over the samples up
+    to the last non-zero one (the decoded audio; what follows is the window's zero padding and
+    stays zero): subtract the mean, then scale so that the peak is 0.5
+    (``0.5 * x / (max|x| + 1e-8)``). An all-zero row stays zero."""
+    if mode == "none":
+        return wav
+    if mode != "audioldm2":
+        raise ValueError(f"waveform_norm must be audioldm2 or none, got {mode!r}")
+    n = wav.shape[-1]
+    idx = torch.arange(n, device=wav.device)
+    nonzero = wav != 0
+    length = torch.where(nonzero.any(dim=-1), n - nonzero.flip(-1).float().argmax(dim=-1), torch.zeros_like(nonzero[:, 0], dtype=torch.long))
+    valid = (idx[None, :] < length[:, None]).to(wav.dtype)
+    mean = (wav * valid).sum(-1, keepdim=True) / length.clamp_min(1)[:, None].to(wav.dtype)
+    centred = (wav - mean) * valid
+    peak = centred.abs().amax(dim=-1, keepdim=True)
+    return 0.5 * centred / (peak + 1e-8)
 
-    ``(B, n)`` -> ``(B, frames, n_mels)`` with ``frames = n // hop`` (the last centred frame is dropped).
+
+class LogMel(nn.Module):
+    """Magnitude STFT (hann) -> Slaney mel (0-8 kHz) -> ``log(clamp(x, 1e-5))``.
+
+    ``(B, n)`` -> ``(B, frames, n_mels)`` with ``frames = n // hop``. ``padding="center"``: centred
+    frames (reflect padding of n_fft / 2), the last one dropped; ``"audioldm2"``: reflect padding
+    of ``(n_fft - hop) / 2`` on each side, uncentred frames (AudioLDM2's ``mel_spectrogram_train``).
     """
 
-    def __init__(self, sr: int = 16000, n_fft: int = 1024, hop: int = 160, n_mels: int = 64):
+    def __init__(self, sr: int = 16000, n_fft: int = 1024, hop: int = 160, n_mels: int = 64, padding: str = "center"):
         super().__init__()
         import librosa
 
-        self.n_fft, self.hop = n_fft, hop
+        if padding not in ("center", "audioldm2"):
+            raise ValueError(f"stft padding must be center or audioldm2, got {padding!r}")
+        self.n_fft, self.hop, self.padding = n_fft, hop, padding
         self.register_buffer("basis", torch.tensor(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0, fmax=8000), dtype=torch.float32), persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wav.float(), self.n_fft, self.hop, window=self.window, center=True, return_complex=True).abs()
+        wav = wav.float()
+        if self.padding == "audioldm2":
+            side = (self.n_fft - self.hop) // 2
+            wav = F.pad(wav.unsqueeze(1), (side, side), mode="reflect").squeeze(1)
+            spec = torch.stft(wav, self.n_fft, self.hop, window=self.window, center=False, return_complex=True).abs()
+            n = (wav.shape[-1] - 2 * side) // self.hop
+        else:
+            spec = torch.stft(wav, self.n_fft, self.hop, window=self.window, center=True, return_complex=True).abs()
+            n = wav.shape[-1] // self.hop
         mel = torch.log(torch.clamp(self.basis @ spec, min=1e-5)).transpose(1, 2)
-        return mel[:, : wav.shape[-1] // self.hop]
+        return mel[:, :n]
 
 
 def griffin_lim(magnitude: torch.Tensor, n_fft: int, hop: int, length: int, n_iter: int = 32, momentum: float = 0.99, seed: int = 0) -> torch.Tensor:
@@ -70,11 +117,12 @@ class MelIdentityCodec(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
-        self.mel = LogMel(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
+        self.mel = LogMel(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.stft_padding)
         self.register_buffer("inverse_basis", torch.linalg.pinv(self.mel.basis), persistent=False)
 
     def log_mel(self, wav: torch.Tensor) -> torch.Tensor:
-        return self.mel(wav)
+        """``(B, n)`` -> ``(B, frames, n_mels)`` after the configured waveform normalisation."""
+        return self.mel(normalise_waveform(wav, self.cfg.waveform_norm))
 
     def latent_bounds(self) -> tuple[float, float]:
         """The range a latent can take: the log-mel floor log(1e-5) and a generous peak (log-mel 6,
@@ -115,7 +163,7 @@ class AudioLDM2Codec(nn.Module):
         from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
         self.cfg = cfg
-        self.mel = LogMel(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
+        self.mel = LogMel(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.stft_padding)
         if random_init:
             self.vae = AutoencoderKL(**AUDIOLDM2_VAE_CONFIG)
             self.vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(**AUDIOLDM2_VOCODER_CONFIG))
@@ -136,12 +184,17 @@ class AudioLDM2Codec(nn.Module):
         self.vocoder.eval().requires_grad_(False)
 
     def log_mel(self, wav: torch.Tensor) -> torch.Tensor:
-        return self.mel(wav)
+        """``(B, n)`` -> ``(B, frames, n_mels)`` after the configured waveform normalisation."""
+        return self.mel(normalise_waveform(wav, self.cfg.waveform_norm))
 
     @torch.no_grad()
-    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+    def encode(self, wav: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(B, n)`` -> scaled latents ``(B, 8, 256, 16)``: one draw from the VAE posterior
+        (``latent_sample="sample"``, from ``generator`` or torch's global one) or its mean."""
         mel = self.log_mel(wav).unsqueeze(1)                         # B,1,1024,64
-        return self.vae.encode(mel).latent_dist.sample() * self.scaling_factor
+        dist = self.vae.encode(mel).latent_dist
+        z = dist.mode() if self.cfg.latent_sample == "mean" else dist.sample(generator)
+        return z * self.scaling_factor
 
     @torch.no_grad()
     def decode_mel(self, latents: torch.Tensor) -> torch.Tensor:

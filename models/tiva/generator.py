@@ -3,6 +3,8 @@ semantic tokens (cross-attention) -- TiVA Sec. 3."""
 
 from __future__ import annotations
 
+import re
+
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -40,3 +42,42 @@ def build_generator(cfg) -> TiVAGenerator:
                          cfg.unet_layers_per_block, cfg.unet_attention_head_dim, cfg.unet_norm_groups,
                          tuple(cfg.unet_down_blocks), tuple(cfg.unet_up_blocks))
 
+
+
+_ATTENTION = re.compile(r"^((?:down_blocks|up_blocks)\.\d+|mid_block)\.attentions\.(\d+)\.")
+
+
+def init_from_unet(generator: TiVAGenerator, source: dict[str, torch.Tensor], contexts: int = 1) -> dict:
+    """Copy a pretrained latent-diffusion UNet's weights into G (e.g. AudioLDM2's ``unet``).
+
+    ``source``: the pretrained UNet's state dict (diffusers key names), whose input and output have
+    ``c`` channels where G has ``c + 1``: the extra input channel (the layout) and the extra output
+    channel start at zero, so G first behaves exactly like the pretrained UNet. ``contexts``: how
+    many cross-attention contexts the source has per attention layer (AudioLDM2: 2, one transformer
+    each, interleaved); G's single context takes the first one's transformer. Tensors whose name or
+    shape does not fit are left as initialised. Returns ``{"copied": [...], "skipped": [...]}``.
+    """
+    target = generator.unet.state_dict()
+    copied, skipped = [], []
+    with torch.no_grad():
+        for key, value in target.items():
+            match = _ATTENTION.match(key)
+            src_key = key if not match else f"{match.group(1)}.attentions.{int(match.group(2)) * contexts}." + key[match.end():]
+            src = source.get(src_key)
+            if src is None:
+                skipped.append(key)
+                continue
+            if src.shape == value.shape:
+                value.copy_(src)
+            elif key in ("conv_in.weight",) and src.shape[1] + 1 == value.shape[1] and src.shape[0] == value.shape[0]:
+                value.zero_()
+                value[:, : src.shape[1]] = src
+            elif key in ("conv_out.weight", "conv_out.bias") and src.shape[0] + 1 == value.shape[0] and src.shape[1:] == value.shape[1:]:
+                value.zero_()
+                value[: src.shape[0]] = src
+            else:
+                skipped.append(key)
+                continue
+            copied.append(key)
+    generator.unet.load_state_dict(target)
+    return {"copied": copied, "skipped": skipped}

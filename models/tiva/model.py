@@ -1,8 +1,18 @@
 """TiVAModel: the trainable parts (S, T, G and, for one-band layouts, the lift) in one module.
 
-Saved as one safetensors file whose metadata holds the ``TiVAConfig`` (``save`` / ``load``), so a
-checkpoint is self-describing; each component is also a diffusers ``ModelMixin`` with its own
-``save_pretrained``.
+Saving and loading, two forms holding the same thing (weights + the whole ``TiVAConfig``):
+
+* ``save_pretrained(DIR)`` / ``TiVAModel.from_pretrained(DIR)``: a diffusers-style folder,
+  ``DIR/config.json`` (``_class_name``, format and every config field) and
+  ``DIR/diffusion_pytorch_model.safetensors``;
+* ``save(FILE)``: one safetensors file whose metadata holds the config (and an optional training
+  record, ``checkpoint_extra``); this is what training writes and what the shipped
+  ``assets/*.safetensors`` are.
+
+``from_pretrained`` and ``load`` read either form. A config saved before a field existed loads
+with that field's ``LEGACY`` value (``config.py``), so older checkpoints give the outputs they
+were trained to give. Each component (``semantic``, ``layout``, ``generator``) is also a diffusers
+``ModelMixin``/``ConfigMixin`` with its own ``save_pretrained``.
 """
 
 from __future__ import annotations
@@ -13,14 +23,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tiva_bench.core.errors import TivaBenchError
+from tiva_bench.core.files import atomic_write_text
 from tiva_bench.models.tiva.config import TiVAConfig
 from tiva_bench.models.tiva.generator import build_generator
 from tiva_bench.models.tiva.layout import LayoutLift, extract_layout, layout_to_latent_map
 from tiva_bench.models.tiva.layout_predictor import LayoutPredictor
 from tiva_bench.models.tiva.semantic_encoder import SemanticEncoder
-from tiva_bench.core.errors import TivaBenchError
 
 CHECKPOINT_FORMAT = "tiva-bench/tiva/1"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
 
 class TiVAModel(nn.Module):
@@ -32,7 +45,8 @@ class TiVAModel(nn.Module):
         layout_out = cfg.layout_bands if cfg.layout_kind == "mel" else 1
         self.layout = LayoutPredictor(cfg.feature_dim, len(layers), cfg.n_frames, cfg.layout_time, layout_out, cfg.predictor_dim,
                                       cfg.predictor_heads, cfg.encoder_layers, cfg.decoder_layers, cfg.window, cfg.decoder_cls,
-                                      cfg.decoder_attention, cfg.patch_cross_attention)
+                                      cfg.decoder_attention, cfg.patch_cross_attention, cfg.patch_grid, cfg.layout_head,
+                                      cfg.cross_attention_window)
         self.lift = LayoutLift(cfg.layout_bands) if cfg.layout_kind != "mel" else None
         self.generator = build_generator(cfg)
 
@@ -42,39 +56,91 @@ class TiVAModel(nn.Module):
         return extract_layout(log_mel, c.layout_kind, c.layout_time, c.layout_bands)
 
     def layout_map(self, layout: torch.Tensor | None, batch: int, device, use_layout: bool | None = None) -> torch.Tensor:
-        """The generator's extra input channel: the (lifted) layout resized to the latent, or zeros."""
+        """The generator's extra input channel ``(B, 1, h, w)``: the layout (clamped to [0, 1] with
+        ``layout_clamp``; lifted to C bands when it has one) resized to the latent, or zeros."""
         c = self.cfg
         use = c.use_layout if use_layout is None else use_layout
         if not use or layout is None:
             return torch.zeros(batch, 1, c.latent_time, c.latent_freq, device=device)
+        if c.layout_clamp:
+            layout = layout.clamp(0.0, 1.0)
         if self.lift is not None:
             layout = self.lift(layout)
         return layout_to_latent_map(layout, c.latent_time, c.latent_freq)
 
+    # ------------------------------------------------------------ saving and loading
+
+    def _state(self, half: bool) -> dict[str, torch.Tensor]:
+        return {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu() for k, v in self.state_dict().items()}
+
     def save(self, path: str | Path, extra: dict | None = None, half: bool = False) -> Path:
-        """Write the weights (float16 with ``half``: half the size, loaded back into float32)."""
+        """One safetensors file, config in its metadata (float16 with ``half``: half the size,
+        loaded back into float32). ``extra``: a JSON-able training record."""
         from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu() for k, v in self.state_dict().items()}
         meta = {"format": CHECKPOINT_FORMAT, "config": json.dumps(self.cfg.to_dict())}
         if extra:
             meta["extra"] = json.dumps(extra)
         tmp = path.with_name(f".{path.name}.tmp")
-        save_file(state, str(tmp), metadata=meta)
+        save_file(self._state(half), str(tmp), metadata=meta)
         tmp.replace(path)
         return path
 
+    def save_pretrained(self, save_directory: str | Path, half: bool = False, extra: dict | None = None) -> Path:
+        """A diffusers-style folder: ``config.json`` + ``diffusion_pytorch_model.safetensors``."""
+        from safetensors.torch import save_file
+
+        folder = Path(save_directory)
+        if folder.exists() and not folder.is_dir():
+            raise TivaBenchError(f"{folder} is a file, not a folder", "pass a folder to save_pretrained (or use save for one file)")
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{WEIGHTS_NAME}.tmp"
+        save_file(self._state(half), str(tmp), metadata={"format": CHECKPOINT_FORMAT})
+        tmp.replace(folder / WEIGHTS_NAME)
+        config = {"_class_name": type(self).__name__, "_format": CHECKPOINT_FORMAT, **self.cfg.to_dict()}
+        if extra:
+            config["_extra"] = extra
+        atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=1))
+        return folder
+
     @classmethod
-    def load(cls, path: str | Path, map_location: str = "cpu") -> "TiVAModel":
-        from safetensors import safe_open
+    def from_pretrained(cls, path: str | Path, map_location: str = "cpu") -> "TiVAModel":
+        """Load a ``save_pretrained`` folder or a ``save`` file."""
+        path = Path(path)
+        if path.is_dir():
+            return cls._from_folder(path, map_location)
+        return cls.load(path, map_location)
+
+    @classmethod
+    def _from_folder(cls, folder: Path, map_location: str) -> "TiVAModel":
         from safetensors.torch import load_file
 
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        if not config_path.is_file() or not weights_path.is_file():
+            raise TivaBenchError(f"{folder} is not a saved TiVA model (needs {CONFIG_NAME} and {WEIGHTS_NAME})",
+                                 "point at a folder written by save_pretrained, or at a checkpoint .safetensors file")
+        try:
+            data = json.loads(config_path.read_text())
+        except (ValueError, OSError) as exc:
+            raise TivaBenchError(f"{config_path} cannot be read ({type(exc).__name__})", "save the model again") from None
+        if data.get("_format") != CHECKPOINT_FORMAT:
+            raise TivaBenchError(f"{config_path} is not a tiva-bench TiVA config (format {data.get('_format')!r})")
+        cfg = TiVAConfig.from_dict({k: v for k, v in data.items() if not k.startswith("_")})
+        return cls._with_weights(cfg, load_file(str(weights_path), device=map_location), weights_path)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> "TiVAModel":
+        """Load a ``save`` file (or, given a folder, a ``save_pretrained`` one)."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
 
         path = Path(path)
         if not path.exists():
             raise TivaBenchError(f"checkpoint {path} does not exist", "train one with `tiva-bench train` or use --preset tiva-tiny")
+        if path.is_dir():
+            return cls._from_folder(path, map_location)
         try:
             with safe_open(str(path), "pt") as fh:
                 meta = fh.metadata() or {}
@@ -82,15 +148,27 @@ class TiVAModel(nn.Module):
             raise TivaBenchError(f"{path} is not a safetensors checkpoint ({type(exc).__name__})") from None
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise TivaBenchError(f"{path} is not a tiva-bench TiVA checkpoint (format {meta.get('format')!r})")
-        model = cls(TiVAConfig.from_dict(json.loads(meta["config"])))
-        missing, unexpected = model.load_state_dict(load_file(str(path), device=map_location), strict=False)
+        try:
+            cfg = TiVAConfig.from_dict(json.loads(meta["config"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise TivaBenchError(f"{path} has an unreadable config ({exc})", "use a checkpoint written by this version") from None
+        return cls._with_weights(cfg, load_file(str(path), device=map_location), path)
+
+    @classmethod
+    def _with_weights(cls, cfg: TiVAConfig, state: dict, source: Path) -> "TiVAModel":
+        model = cls(cfg)
+        missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise TivaBenchError(f"{path} does not fit its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise TivaBenchError(f"{source} does not fit its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
         return model
 
 
 def checkpoint_extra(path: str | Path) -> dict:
+    """The training record stored with a checkpoint (``{}`` when it has none)."""
     from safetensors import safe_open
 
+    path = Path(path)
+    if path.is_dir():
+        return json.loads((path / CONFIG_NAME).read_text()).get("_extra", {})
     with safe_open(str(path), "pt") as fh:
         return json.loads((fh.metadata() or {}).get("extra", "{}"))

@@ -1,5 +1,6 @@
-"""TiVAPipeline: video features -> semantic tokens + layout -> DPM-Solver++ sampling with
-classifier-free guidance on the semantics -> latents -> 16-kHz waveforms."""
+"""TiVAPipeline: video features -> semantic tokens + layout -> second-order DPM-Solver sampling
+(``cfg.sampler``: the paper's DPM-Solver or DPM-Solver++) with classifier-free guidance on the
+semantics -> latents -> 16-kHz waveforms."""
 
 from __future__ import annotations
 
@@ -10,42 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DPMSolverMultistepScheduler
 
-from tiva_bench.models.tiva.model import TiVAModel
 from tiva_bench.core.errors import TivaBenchError
-
-
-class BoundedDPMSolver(DPMSolverMultistepScheduler):
-    """DPM-Solver++ whose data predictions are clipped to ``bounds``.
-
-    At the first steps the data prediction ``(x_t - sqrt(1 - a) eps) / sqrt(a)`` multiplies the
-    noise-prediction error by 1/sqrt(alpha-bar_T) (~84 for AudioLDM's schedule); clipping removes
-    the resulting outliers (the static form of Imagen's thresholding, applied by diffusers through
-    this hook). The bounds must be symmetric about zero: clipping early, noisy predictions to an
-    asymmetric range biases the sample's mean (measured: +1.0 on the tiny model).
-    """
-
-    bounds: tuple[float, float] = (-1.0, 1.0)
-
-    def _threshold_sample(self, sample: torch.Tensor) -> torch.Tensor:
-        return sample.clamp(*self.bounds)
-
-
-def make_scheduler(cfg, sampler: bool = True, bounds: tuple[float, float] | None = None):
-    """The sampler (DPM-Solver++, 2nd order; data predictions clipped to ``bounds`` when given) or,
-    with ``sampler=False``, the DDPM schedule used to noise training samples."""
-    from diffusers import DDPMScheduler
-
-    kwargs = dict(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule, beta_start=cfg.beta_start, beta_end=cfg.beta_end,
-                  prediction_type=getattr(cfg, "prediction_type", "epsilon"))
-    if not sampler:
-        return DDPMScheduler(**kwargs)
-    if bounds is None:
-        return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **kwargs)
-    scheduler = BoundedDPMSolver(algorithm_type="dpmsolver++", solver_order=2, thresholding=True, **kwargs)
-    scheduler.bounds = bounds
-    return scheduler
+from tiva_bench.models.tiva.codec import build_codec
+from tiva_bench.models.tiva.config import preset
+from tiva_bench.models.tiva.frame_encoder import frame_encoder_for
+from tiva_bench.models.tiva.model import TiVAModel
+from tiva_bench.models.tiva.schedulers import make_sampler
 
 
 @dataclass
@@ -70,7 +42,7 @@ class TiVAPipeline:
         if hasattr(codec, "latent_bounds"):  # symmetric clip of data predictions at the latent's largest magnitude
             limit = max(abs(v) for v in codec.latent_bounds())
             bounds = (-limit, limit)
-        self.scheduler = make_scheduler(model.cfg, bounds=bounds)
+        self.scheduler = make_sampler(model.cfg, bounds=bounds)
 
     @property
     def cfg(self):
@@ -153,23 +125,19 @@ class TiVAPipeline:
 
 
 def load_pipeline(checkpoint=None, preset_name: str | None = None, device: str = "cpu", random_init: bool = False) -> TiVAPipeline:
-    """A pipeline from a checkpoint file, or from a preset: ``tiva-tiny`` / ``tiva-tiny-nolayout``
-    load the shipped checkpoints; ``tiva-paper`` needs ``checkpoint`` unless ``random_init`` (shape
-    and timing checks only)."""
-    from tiva_bench.models.tiva.codec import build_codec
-    from tiva_bench.models.tiva.config import preset
-    from tiva_bench.models.tiva.frame_encoder import build_frame_encoder
-
+    """A pipeline from a checkpoint (a ``save`` file or a ``save_pretrained`` folder), or from a
+    preset: ``tiva-tiny`` / ``tiva-tiny-nolayout`` load the shipped checkpoints; ``tiva-paper``
+    needs ``checkpoint`` unless ``random_init`` (shape and timing checks only)."""
     if checkpoint is None and preset_name in SHIPPED:
         checkpoint = SHIPPED[preset_name]
     if checkpoint is not None:
-        model = TiVAModel.load(checkpoint)
+        model = TiVAModel.from_pretrained(checkpoint)
     elif random_init and preset_name:
         model = TiVAModel(preset(preset_name))
     else:
         raise TivaBenchError(f"no checkpoint for preset {preset_name!r}", "pass --checkpoint PATH (train one with `tiva-bench train`)")
     cfg = model.cfg
-    encoder = build_frame_encoder(cfg.frame_encoder, random_init=random_init)
+    encoder = frame_encoder_for(cfg, random_init=random_init)
     return TiVAPipeline(model, build_codec(cfg, random_init=random_init), encoder, device)
 
 
