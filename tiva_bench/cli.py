@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--split", choices=["train", "test"], help="VGGSound split")
     cf.add_argument("--shard", default="0/1", metavar="I/N", help="process the I-th of N parts (default 0/1)")
     cf.add_argument("--window-policy", choices=["pad", "loop", "skip"], default="pad", help="clips shorter than 10.24 s (default pad)")
+    cf.add_argument("--preset", default="tiva-paper", help="model preset whose CLIP layers, layer numbering and patch grid the features follow (default tiva-paper)")
+    cf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a model setting, e.g. patch_grid=1 or clip_layer_numbering=1-based")
     cf.add_argument("--device", default="cpu")
     cf.add_argument("--batch-frames", type=int, default=128)
     cf.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $TIVA_BENCH_CACHE or ~/.cache/tiva_bench)")
@@ -432,7 +434,11 @@ def cmd_clip_features(args: argparse.Namespace) -> int:
     items = data.shard(items, index, count)
     from tiva_bench.models.tiva.clip_encoder import CLIPFrameEncoder
 
-    encoder = CLIPFrameEncoder(checkpoint=checkpoint).to(args.device)
+    from tiva_bench.config import parse_set_options
+    from tiva_bench.models.tiva.config import preset, with_overrides
+
+    model_cfg = with_overrides(preset(args.preset), parse_set_options(args.set))
+    encoder = CLIPFrameEncoder(layers=model_cfg.clip_blocks(), patch_grid=model_cfg.patch_grid, checkpoint=checkpoint).to(args.device)
     cache = clip_cache(encoder, policy=args.window_policy, root=args.cache_dir, recompute=args.recompute)
     progress = None
     if not args.quiet:
