@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tiva_bench.core.files import atomic_write_text
+from tiva_bench.reports.tables import check_comparable
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,18 @@ def rows_from_results(results: list[dict]) -> list[dict]:
                      "role": system.get("role", "compared"), "source": "measured", "cells": cells, "metric_info": info,
                      "notes": notes, "rankable": True, "n_scored": res.get("n_scored"), "n_skipped": res.get("n_skipped", 0),
                      "device": timing.get("device_name") or timing.get("device")})
+    return rows
+
+
+def measured_rows(results: list[dict], allow_mixed: bool = False) -> list[dict]:
+    """``rows_from_results`` behind the comparability guard: raises on results scored under
+    different settings, or with ``allow_mixed`` marks them (footnote, not ranked)."""
+    differences = check_comparable(results, allow_mixed)
+    rows = rows_from_results(results)
+    for row, diff in zip(rows, differences):
+        if diff:
+            row["rankable"] = False
+            row["notes"].append(f"{row['label']}: scored with other settings ({', '.join(diff)}); not ranked")
     return rows
 
 
@@ -209,8 +222,15 @@ def _groups(columns: list[Column]) -> list[tuple[str, int]]:
     return spans
 
 
+OTHER_BLOCK = "Other systems"
+
+
 def _block(row: dict) -> str:
     return "Reference" if row.get("role") == "reference" else (row.get("group") or "")
+
+
+def _block_title(block: str) -> str:
+    return block or OTHER_BLOCK
 
 
 def latex_escape(text: str) -> str:
@@ -234,8 +254,7 @@ def render_markdown(table: Table1) -> str:
     for row, rank, mark in zip(table.rows, table.ranks, table.marks):
         if _block(row) != block:
             block = _block(row)
-            if block:
-                lines.append("| " + " | ".join([f"*{block}*"] + [""] * (n_text - 1 + len(cols))) + " |")
+            lines.append("| " + " | ".join([f"*{_block_title(block)}*"] + [""] * (n_text - 1 + len(cols))) + " |")
         name = row["method"] + (f"<sup>{','.join(mark)}</sup>" if mark else "")
         cells = [name, row.get("vis_feat") or "-", row.get("guidance") or "-"]
         for c in cols:
@@ -268,8 +287,7 @@ def render_latex(table: Table1) -> str:
         if _block(row) != block:
             block = _block(row)
             lines.append(r"\midrule")
-            if block:
-                lines.append(rf"\multicolumn{{{width}}}{{l}}{{\textit{{{latex_escape(block)}}}}} \\")
+            lines.append(rf"\multicolumn{{{width}}}{{l}}{{\textit{{{latex_escape(_block_title(block))}}}}} \\")
         name = latex_escape(row["method"]) + (rf"\textsuperscript{{{','.join(mark)}}}" if mark else "")
         cells = [name, latex_escape(row.get("vis_feat") or "-"), latex_escape(row.get("guidance") or "-")]
         for c in cols:

@@ -67,8 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--strict", action="store_true", help="exit 1 if any clip was skipped")
     _add_common(m)
 
-    r = sub.add_parser("report", help="tables (CSV, Markdown, LaTeX) from results files", description="Summarise one or more results.json files (one row each) as paper-style tables.")
-    r.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files or folders holding one")
+    r = sub.add_parser("report", help="tables (CSV, Markdown, LaTeX) from results files", description="Summarise results.json files (one row each) as paper-style tables: a flat summary and the TiVA paper's Table 1 layout (table1.*).", epilog="examples:\n  tiva-bench report runs/run/results/* --out tables/\n  tiva-bench report runs/run/results/* --reported tiva2024     # with the paper's published rows\n  tiva-bench report --reported tiva2024                        # the paper's Table 1 alone", formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("results", nargs="*", metavar="RESULTS", help="results.json files or folders holding one")
+    r.add_argument("--reported", metavar="NAME", help="add a paper's published rows, marked as reported (tiva2024: TiVA, ACM MM 2024, Table 1)")
+    r.add_argument("--allow-mixed", action="store_true", help="show results scored under different settings together (footnoted, not ranked)")
+    r.add_argument("--rank-reported", action="store_true", help="rank reported rows together with measured ones")
+    r.add_argument("--omit-empty", action="store_true", help="leave out Table 1 columns that no row has")
     r.add_argument("--out", metavar="DIR", default=".", help="where to write summary.csv/.md/.tex (default: here)")
     r.add_argument("--metrics", help="comma-separated metric columns, in order")
     r.add_argument("--decimals", type=int, default=2)
@@ -139,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--device", default="cpu")
     _add_common(ge)
 
-    rn = sub.add_parser("run", help="generate with several systems, score them, write tables", description="Generate audio for a test set with each system, score every system against the references and write paper-style tables. Without --data, a fresh synthetic test split is used.", epilog="examples:\n  tiva-bench run --models tiva-tiny,tiva-tiny-nolayout,ground-truth,shuffled\n  tiva-bench run --models tiva=runs/paper/checkpoint.safetensors,difffoley=outputs/difffoley --data vggsound_test/ --metrics w_dis,dtw_dis\n\nsystems: tiva, tiva-tiny, tiva-tiny-nolayout, folder=DIR, difffoley=DIR, specvqgan=DIR, im2wav=DIR, diffsound=DIR,\n         ground-truth, shuffled, shifted[=S], noise, silence", formatter_class=argparse.RawDescriptionHelpFormatter)
+    rn = sub.add_parser("run", help="generate with several systems, score them, write tables", description="Generate audio for a test set with each system, score every system against the references and write paper-style tables. Without --data, a fresh synthetic test split is used.", epilog="examples:\n  tiva-bench run --models tiva-tiny,tiva-tiny-nolayout,ground-truth,shuffled\n  tiva-bench run --models tiva=runs/paper/checkpoint.safetensors,difffoley=outputs/difffoley --data vggsound_test/ --metrics w_dis,dtw_dis\n  tiva-bench run --models specvqgan=out/svg,im2wav=out/im2wav,difffoley-cfg=out/df_cfg --data refs/ --strip-suffix _gen\n\nsystems: tiva[=CHECKPOINT], tiva-tiny, tiva-tiny-nolayout, folder=DIR, specvqgan[=DIR], diffsound[=DIR], difffoley[=DIR] (CFG+CG),\n         difffoley-cfg[=DIR], im2wav[=DIR] (halves NAME_0_4000 + NAME_4000_8000 joined), ground-truth, shuffled, shifted[=S], noise, silence\n         (a baseline without =DIR runs its own code: set TIVA_BENCH_<NAME>_CHECKOUT or --systems YAML)\nwrites OUT/tables/table1.{csv,md,tex} (the paper's Table 1 layout) and summary.{csv,md,tex}", formatter_class=argparse.RawDescriptionHelpFormatter)
     rn.add_argument("--models", default="tiva-tiny,tiva-tiny-nolayout,ground-truth,shifted=0.25,shuffled,noise", help="comma-separated systems (name or name=ARG)")
     rn.add_argument("--data", metavar="DIR", help="test videos (default: a fresh synthetic test split)")
     rn.add_argument("--out", default="runs/run", metavar="DIR")
@@ -147,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--window", type=float, metavar="S", help="scoring window (default 10.24 on synthetic data, 8.0 otherwise)")
     rn.add_argument("--n", type=int, default=32, help="clips in the synthetic test split")
     rn.add_argument("--seed", type=int, default=0)
+    rn.add_argument("--device", help="where systems and backbones run: cpu (default), cuda, cuda:1")
+    rn.add_argument("--workers", type=int, help="scoring processes (default: one per CPU core)")
+    rn.add_argument("--systems", metavar="YAML", help="where each system's own code is (default $TIVA_BENCH_SYSTEMS; see baselines/command.py)")
+    rn.add_argument("--pair-by", choices=["stem", "relpath"], help="match by file stem (default) or relative path")
+    rn.add_argument("--strip-suffix", metavar="S", help="remove S from the end of precomputed output names before matching")
+    rn.add_argument("--strip-prefix", metavar="S", help="remove S from the start of precomputed output names before matching")
+    rn.add_argument("--gen-pattern", metavar="REGEX", help="key = group 'key' (or group 1) of REGEX in precomputed output names")
+    rn.add_argument("--ref-pattern", metavar="REGEX", help="key = group 'key' (or group 1) of REGEX in reference names")
+    rn.add_argument("--config", metavar="YAML", help="scoring config file (see configs/default.yaml)")
+    rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scoring config value (repeatable)")
     _add_common(rn)
 
     d = sub.add_parser("demo", help="the main job on the built-in synthetic benchmark: generate, score, report", description="Write a synthetic test split, generate audio with the shipped tiva-tiny model, its no-layout ablation and sanity baselines, score everything and write the tables. No downloads.")
@@ -224,11 +238,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tiva_bench.reports.tables import write_tables
 
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    paths = write_tables(args.results, args.out, metrics, args.decimals, args.name, args.caption)
+    if not args.results and not args.reported:
+        raise ConfigError("report needs RESULTS files or --reported NAME", "tiva-bench report runs/run/results/* (see --help)")
+    paths = write_tables(args.results, args.out, metrics, args.decimals, args.name, args.caption, args.allow_mixed) if args.results else {}
+    table1 = _write_table1_report(args)
     if not args.quiet:
-        print(paths["md"].read_text(encoding="utf-8"), end="")
-        print("wrote " + ", ".join(str(p) for p in paths.values()))
+        print((table1 if args.reported or not paths else paths)["md"].read_text(encoding="utf-8"), end="")
+        print("wrote " + ", ".join(str(p) for p in [*paths.values(), *table1.values()]))
     return EXIT_OK
+
+
+def _write_table1_report(args: argparse.Namespace) -> dict:
+    from tiva_bench.baselines.reported import load_reported
+    from tiva_bench.core.results import load_results
+    from tiva_bench.reports.table1 import measured_rows, write_table1
+
+    rows = measured_rows([load_results(p) for p in args.results], args.allow_mixed)
+    if args.reported:
+        rows = load_reported(args.reported)["rows"] + rows
+    return write_table1(rows, args.out, decimals=args.decimals, omit_empty=args.omit_empty, rank_reported=args.rank_reported)
 
 
 def parse_split_counts(spec: str, default_n: int) -> dict[str, int]:
@@ -372,26 +400,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tiva_bench import synthetic
-    from tiva_bench.config import ScoreConfig
+    from tiva_bench.config import load_config
     from tiva_bench.run import DEFAULT_METRICS, run_models
+    from tiva_bench import synthetic
 
-    cfg = ScoreConfig()
-    if args.data is None:
-        cfg.metrics = list(DEFAULT_METRICS)
-        cfg.audio.window_s = synthetic.DURATION_S
-    if args.metrics:
-        cfg.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if args.window is not None:
-        cfg.audio.window_s = args.window
+    overrides = list(args.set)
+    for flag, key in (("metrics", "metrics"), ("window", "audio.window_s"), ("workers", "workers"), ("device", "device"),
+                      ("pair_by", "pairing.by"), ("strip_suffix", "pairing.strip_suffix"), ("strip_prefix", "pairing.strip_prefix"),
+                      ("gen_pattern", "pairing.gen_pattern"), ("ref_pattern", "pairing.ref_pattern")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_config(args.config, overrides)
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    if args.data is None and args.config is None:  # the synthetic benchmark's own defaults
+        if "metrics" not in given:
+            cfg.metrics = list(DEFAULT_METRICS)
+        if "audio.window_s" not in given:
+            cfg.audio.window_s = synthetic.DURATION_S
     cfg.validate()
     from tiva_bench.metrics.registry import resolve_metrics
 
     resolve_metrics(cfg.metrics)
     table = run_models([m.strip() for m in args.models.split(",") if m.strip()], Path(args.out), args.data, cfg, seed=args.seed,
-                       n_synth=args.n, log=(lambda m: None) if args.quiet else print)
+                       n_synth=args.n, log=(lambda m: None) if args.quiet else print, systems=args.systems, device=args.device)
     if not args.quiet:
-        print(table.read_text(encoding="utf-8"), end="")
+        table1 = table.parent / "table1.md"
+        print((table1 if table1.exists() else table).read_text(encoding="utf-8"), end="")
+        print(f"tables in {table.parent}")
     return EXIT_OK
 
 
