@@ -102,7 +102,7 @@ def join_folder(src: Path, out_dir: Path, templates: tuple[str, str], segment_s:
             seconds[rel.parent / m2.group("key")] = p
         else:
             whole.append(p)
-    done, skipped = 0, []
+    done, joined, skipped = 0, 0, []
     for key in sorted(set(firsts) | set(seconds)):
         if key not in firsts or key not in seconds:
             missing = templates[0] if key not in firsts else templates[1]
@@ -118,13 +118,14 @@ def join_folder(src: Path, out_dir: Path, templates: tuple[str, str], segment_s:
             continue
         write_audio(out_dir / key.with_suffix(".wav"), concatenate_halves(a, b, sr_a, segment_s), sr_a)
         done += 1
+    joined = done
     for p in whole:
         target = out_dir / p.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(p, target)
         done += 1
     return {"generated": done, "skipped": skipped, "halves": list(templates), "segment_s": segment_s,
-            "joined": len(set(firsts) & set(seconds)), "whole_files": len(whole), "source": str(src.resolve())}
+            "joined": joined, "whole_files": len(whole), "source": str(src.resolve())}
 
 
 def cut_segments(templates: tuple[str, str], segment_s: float = SEGMENT_S):

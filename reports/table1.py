@@ -24,7 +24,7 @@ come from ``tiva_bench.baselines.reported``): ``label``, ``method``, ``group``, 
 ``n_scored``, ``n_skipped``.
 
 The LaTeX is a ``tabular`` fragment; it needs ``\\usepackage{booktabs}`` only (its first line says
-so) and compiles inside ``\\documentclass{standalone}``.
+so) and compiles inside any document class (``standalone``, ``article``, ``acmart``).
 """
 
 from __future__ import annotations
@@ -272,7 +272,7 @@ def render_latex(table: Table1) -> str:
     """A booktabs ``tabular`` fragment with grouped headers (``\\multicolumn`` + ``\\cmidrule``)."""
     cols, n_text = table.columns, len(TEXT_COLUMNS)
     width = n_text + len(cols)
-    lines = [r"% Table 1 (tiva-bench). Needs \usepackage{booktabs}; compiles in \documentclass{standalone}.",
+    lines = [r"% Table 1 (tiva-bench). Needs only \usepackage{booktabs}; \input it in any document (standalone, article, acmart).",
              rf"\begin{{tabular}}{{{'l' * n_text}{'c' * len(cols)}}}", r"\toprule"]
     head, rules, start = [r"\multicolumn{%d}{c}{}" % n_text], [], n_text + 1
     for group, span in _groups(cols):
