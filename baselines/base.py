@@ -65,7 +65,8 @@ class Adapter:
 
     def generate(self, items: list, out_dir: Path, seed: int = 0, ctx: RunContext | None = None) -> dict:
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if self.kind != "precomputed":  # precomputed outputs are scored in place
+            out_dir.mkdir(parents=True, exist_ok=True)
         summary = self.produce(items, out_dir, seed, ctx or RunContext())
         summary.setdefault("kind", self.kind)
         return summary
