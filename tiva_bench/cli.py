@@ -393,7 +393,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     summary = generate_folder(args.videos, args.out, checkpoint=args.checkpoint, preset_name=args.preset, seed=args.seed, steps=args.steps,
                               guidance=args.guidance, use_layout=False if args.no_layout else None, use_semantics=not args.no_semantics,
                               batch_size=args.batch_size, device=args.device, quiet=args.quiet)
-    print(f"wrote {summary['generated']} files to {args.out} ({summary['seconds_per_sample']:.3f} s per sample, vocoder excluded); skipped {len(summary['skipped'])}")
+    per_sample = summary["seconds_per_sample"]
+    timing = f"{per_sample:.3f} s per sample after a warm-up, vocoder excluded" if per_sample is not None else "nothing timed"
+    print(f"wrote {summary['generated']} files to {args.out} ({timing}); skipped {len(summary['skipped'])}")
     for s in summary["skipped"][:10]:
         print(f"  skipped {s['clip']}: {s['reason']}")
     return EXIT_OK if summary["generated"] else EXIT_NOTHING
