@@ -48,6 +48,7 @@ import yaml
 
 from tiva_bench.baselines.base import Adapter, RunContext, SystemInfo
 from tiva_bench.baselines.folder import precomputed
+from tiva_bench.core.audio import VIDEO_EXTENSIONS
 from tiva_bench.core.errors import ConfigError
 
 ENV_SYSTEMS = "TIVA_BENCH_SYSTEMS"
@@ -221,6 +222,9 @@ def run_batches(items: list, settings: CommandSettings, out_dir: Path, seed: int
     if dupes:
         raise ConfigError(f"{settings.system}: two test videos share the name {dupes[0]!r}; the system's outputs could not be told apart",
                           "rename one of them, or give a flat folder of videos")
+    no_video = [i for i in items if Path(i.path).suffix.lower() not in VIDEO_EXTENSIONS]
+    skipped += [{"clip": i.key, "reason": f"{settings.system} needs the video, and this clip has only audio ({Path(i.path).name})"} for i in no_video]
+    items = [i for i in items if Path(i.path).suffix.lower() in VIDEO_EXTENSIONS]
     for b, start in enumerate(range(0, len(items), settings.batch_size)):
         batch = items[start:start + settings.batch_size]
         work = calls / f"{b:04d}"

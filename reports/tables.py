@@ -29,7 +29,8 @@ from tiva_bench.core.files import text_digest
 
 # config sections that change each metric's value (besides audio.*, which changes every one)
 _SECTIONS = {"w_dis": ("sync",), "dtw_dis": ("sync",), "onset_acc": ("onset",), "onset_ap": ("onset",), "energy_l1": ("energy",)}
-_NOT_PROTOCOL = {"workers", "device", "batch_size", "cache_dir", "recompute", "videos", "metrics", "pairing"}
+# skipped entries that name a reference clip (missing or unusable output), as the runner words them
+_REFERENCE_SKIPS = ("no generated file named", "generated file ", "reference file ")
 
 
 def protocol_settings(result: dict) -> dict[str, object]:
@@ -52,7 +53,7 @@ def protocol_settings(result: dict) -> dict[str, object]:
             if key in meta:
                 out[f"{ex}.{key}"] = meta[key]
     refs = {c.get("clip") for c in result.get("per_clip") or []}
-    refs |= {s.get("clip") for s in result.get("skipped") or [] if not str(s.get("reason", "")).startswith("no reference named")}
+    refs |= {s.get("clip") for s in result.get("skipped") or [] if str(s.get("reason", "")).startswith(_REFERENCE_SKIPS)}
     if refs:
         out["clip set"] = f"{len(refs)} clips ({text_digest(chr(10).join(sorted(map(str, refs))), 12)})"
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -122,3 +123,26 @@ def test_systems_file_from_the_environment(tmp_path, checkout, monkeypatch):
         load_systems_file(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="not a folder"):
         resolve_settings("difffoley", {"difffoley": {"checkout": str(tmp_path / "gone"), "command": ["x"]}})
+
+
+def test_run_times_a_configured_system_and_reports_why_clips_are_missing(tmp_path, checkout):
+    from tiva_bench.config import ScoreConfig
+    from tiva_bench.core.media_write import write_video
+    from tiva_bench.run import run_models
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c", "fail1", "d"):
+        write_video(data / f"{name}.mp4", np.zeros((10, 32, 32, 3), np.uint8), 10, (rng.standard_normal(8 * 16000) * 0.1).astype(np.float32), 16000)
+    systems = tmp_path / "systems.yaml"
+    systems.write_text(yaml.safe_dump(_systems(checkout)))
+    run_models(["difffoley"], tmp_path / "out", data, ScoreConfig(metrics=["w_dis"], workers=1), log=lambda m: None, systems=systems)
+    res = json.loads((tmp_path / "out" / "results" / "difffoley" / "results.json").read_text())
+    assert res["n_scored"] == 4  # batches in name order: [a b] [c d] [fail1]
+    reasons = {s["clip"]: s["reason"] for s in res["skipped"]}
+    assert reasons["fail1"].startswith("no generated file named 'fail1'") and "exit code 3" in reasons["fail1"]
+    timing = res["provenance"]["generation"]["timing"]
+    assert timing["warmup_excluded"] and timing["samples_timed"] == 2 and res["provenance"]["system"]["kind"] == "command"
+    table1 = (tmp_path / "out" / "tables" / "table1.md").read_text()
+    assert f"{timing['seconds_per_sample']:.2f}s" in table1 and "model loading included" in table1
+    assert "4 of 5 clips scored (1 skipped)" in table1

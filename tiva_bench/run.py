@@ -81,18 +81,15 @@ def _scoring_config(cfg: ScoreConfig, kind: str) -> ScoreConfig:
 
 
 def _merge_skipped(results, generation_skipped: list[dict]) -> None:
-    """Give clips the system could not produce the system's reason instead of the pairing's."""
+    """Add the system's reason to clips it could not produce (the pairing only knows the file is
+    missing); the pairing's wording is kept first so the clip still counts as a test clip."""
     reasons = {Path(s["clip"]).name: s["reason"] for s in generation_skipped}
     reasons.update({s["clip"]: s["reason"] for s in generation_skipped})
-    seen = set()
     for entry in results.skipped:
-        reason = reasons.get(entry.get("clip")) or reasons.get(Path(str(entry.get("clip"))).name)
+        clip = str(entry.get("clip"))
+        reason = reasons.get(clip) or reasons.get(Path(clip).name)
         if reason and str(entry.get("reason", "")).startswith("no generated file named"):
-            entry["reason"] = reason
-            seen.add(Path(str(entry["clip"])).name)
-    for s in generation_skipped:
-        if Path(s["clip"]).name not in seen and not any(Path(str(e.get("clip"))).name == Path(s["clip"]).name for e in results.skipped):
-            results.skipped.append(dict(s))
+            entry["reason"] = f"{entry['reason']}: {reason}"
 
 
 def run_models(models: list[str], out: Path, data: str | Path | None = None, cfg: ScoreConfig | None = None, seed: int = 0,
