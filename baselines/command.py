@@ -261,7 +261,19 @@ def call_timing(per_call: list[dict], device: str) -> dict | None:
     n = sum(c["clips"] for c in timed)
     return {"seconds_per_sample": total / n, "batches_timed": len(timed), "samples_timed": n,
             "warmup_excluded": len(per_call) > 1, "includes": "the system's own script per call, model loading included",
-            "device": device, "calls": per_call}
+            "device": device, "device_name": device_name(device), "calls": per_call}
+
+
+def device_name(device: str) -> str:
+    """The accelerator's name for ``cuda``/``cuda:N`` (read through torch when installed), else ``device``."""
+    if not str(device).startswith("cuda"):
+        return str(device)
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device)) if torch.cuda.is_available() else str(device)
+    except Exception:  # no torch, or no such device: the name given is all that is known
+        return str(device)
 
 
 def system_adapter(name: str, label: str, info: SystemInfo, arg: str | None, ctx: RunContext | None, defaults: dict | None = None,

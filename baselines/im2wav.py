@@ -26,6 +26,7 @@ and ``models/sample.py -CLIP_dir ... -models im2wav``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -67,9 +68,7 @@ def halves_templates(options: dict | None = None) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-def _template_regex(template: str):
-    import re
-
+def _template_regex(template: str) -> re.Pattern:
     head, _, tail = template.partition("{key}")
     return re.compile("^" + re.escape(head) + "(?P<key>.+)" + re.escape(tail) + "$")
 

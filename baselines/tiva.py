@@ -2,7 +2,8 @@
 
 ``generate_folder`` writes one 16-kHz wav per video, named after the video's stem, into ``out``,
 and ``timing.json``: the paper's protocol (DESIGN.md section 4) -- an untimed warm-up call first
-(one clip, two solver steps, discarded), then every batch timed with device synchronisation;
+(the first batch with two solver steps, discarded: same shapes, a fraction of the cost), then
+every batch timed with device synchronisation;
 ``seconds_per_sample`` is the total sampling time over the clips generated. Timed: the layout
 predictor, semantic encoder and diffusion sampling from the frames' CLIP features; not timed: video
 decoding, CLIP encoding, the mel decoder and the vocoder.
@@ -100,8 +101,8 @@ def generate_folder(videos: str | Path, out: str | Path, checkpoint=None, preset
             continue
         cls, patch = pipe.encode_frames(frames)
         if not warmed:  # untimed warm-up: kernels, allocations, lazy initialisation
-            pipe(cls[:1], patch[:1], generator=[torch.Generator("cpu").manual_seed(0)], steps=2, guidance=guidance,
-                 use_layout=use_layout, use_semantics=use_semantics, decode=False, batch_size=1)
+            pipe(cls, patch, generator=[torch.Generator("cpu").manual_seed(k) for k in range(len(batch))], steps=2, guidance=guidance,
+                 use_layout=use_layout, use_semantics=use_semantics, decode=False, batch_size=batch_size)
             warmed = True
         sync()
         t0 = time.perf_counter()
@@ -122,7 +123,7 @@ def generate_folder(videos: str | Path, out: str | Path, checkpoint=None, preset
     device_name = torch.cuda.get_device_name(pipe.device) if pipe.device.type == "cuda" else "cpu"
     summary = {"generated": done, "skipped": skipped, "seconds_per_sample": sampling_s / done if done else None,
                "timing": {"seconds_per_sample": sampling_s / done if done else None, "batches_timed": len(per_batch), "samples_timed": done,
-                          "warmup_excluded": True, "warmup": "one clip, two solver steps, untimed",
+                          "warmup_excluded": True, "warmup": "the first batch with two solver steps, untimed",
                           "includes": "layout predictor, semantic encoder and diffusion sampling; not CLIP encoding, mel decoder or vocoder",
                           "device": str(pipe.device), "device_name": device_name, "calls": per_batch},
                "steps": steps, "guidance": guidance, "seed": seed, "use_layout": cfg.use_layout if use_layout is None else use_layout,

@@ -191,7 +191,7 @@ def build_table1(rows: list[dict], decimals: int = 2, omit_empty: bool = False, 
         marks.append(mine)
     devices = sorted({r["device"] for r in rows if r.get("device") and r["cells"].get("time", {}).get("value") is not None})
     if devices:
-        text = f"Time: mean per-sample generation time after a warm-up batch, seconds, on {', '.join(devices)}"
+        text = f"Time: mean per-sample generation time in seconds after a warm-up, on {', '.join(devices)}"
         notes.append(("", text))
     return Table1(columns, rows, ranks, marks, notes, decimals)
 

@@ -54,16 +54,15 @@ def fake(monkeypatch):
 
 
 def test_timing_leaves_out_the_warm_up(tmp_path, fake):
-    videos = _videos(tmp_path / "v", ["a", "b"])
-    summary = tiva.generate_folder(videos, tmp_path / "out", preset_name="tiva-tiny", batch_size=1, quiet=True)
-    assert fake.calls[0] == (1, 2)  # the warm-up: one clip, two steps
-    assert [c[1] for c in fake.calls[1:]] == [25, 25]
-    # with the warm-up counted, 2 clips would average over 0.4 s each
+    videos = _videos(tmp_path / "v", ["a", "b", "c"])
+    summary = tiva.generate_folder(videos, tmp_path / "out", preset_name="tiva-tiny", batch_size=2, quiet=True)
+    assert fake.calls == [(2, 2), (2, 25), (1, 25)]  # the warm-up: the first batch with two steps
+    # with the warm-up counted, 3 clips would average over 0.26 s each
     assert summary["seconds_per_sample"] < WARMUP_S / 4
     assert summary["seconds_per_sample"] == pytest.approx(PER_CLIP_S, abs=0.05)
     record = json.loads((tmp_path / "out" / "timing.json").read_text())
     assert record["timing"]["warmup_excluded"] and record["timing"]["batches_timed"] == 2 and record["timing"]["device_name"] == "cpu"
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["a.wav", "b.wav"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["a.wav", "b.wav", "c.wav"]
 
 
 def test_duplicate_stems_are_refused_before_the_model_loads(tmp_path, monkeypatch):

@@ -171,3 +171,15 @@ def test_run_cli_takes_config_set_device_and_pairing_options(test_split, tmp_pat
     assert (out / "tables" / "table1.tex").exists() and (out / "tables" / "summary.md").exists()
     proc = run_cli("run", "--models", "ground-truth,difffoley", "--data", test_split, "--out", tmp_path / "bad", check_rc=2)
     assert "difffoley=DIR" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_run_on_a_folder_of_reference_audio(test_split, tmp_path):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for p in sorted(test_split.glob("*.wav")):
+        refs.joinpath(p.name).write_bytes(p.read_bytes())
+    run_models(["ground-truth", f"folder={refs}"], tmp_path / "out", refs, ScoreConfig(metrics=["w_dis"], workers=1), log=lambda m: None)
+    results = _results(tmp_path / "out")
+    assert results["ground-truth"]["n_scored"] == 6 and results["refs"]["metrics"]["w_dis"]["value"] == 0.0
+    proc = run_cli("run", "--data", refs, "--out", tmp_path / "o2", check_rc=2)
+    assert "needs --models" in proc.stderr

@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(ge)
 
     rn = sub.add_parser("run", help="generate with several systems, score them, write tables", description="Generate audio for a test set with each system, score every system against the references and write paper-style tables. Without --data, a fresh synthetic test split is used.", epilog="examples:\n  tiva-bench run --models tiva-tiny,tiva-tiny-nolayout,ground-truth,shuffled\n  tiva-bench run --models tiva=runs/paper/checkpoint.safetensors,difffoley=outputs/difffoley --data vggsound_test/ --metrics w_dis,dtw_dis\n  tiva-bench run --models specvqgan=out/svg,im2wav=out/im2wav,difffoley-cfg=out/df_cfg --data refs/ --strip-suffix _gen\n\nsystems: tiva[=CHECKPOINT], tiva-tiny, tiva-tiny-nolayout, folder=DIR, specvqgan[=DIR], diffsound[=DIR], difffoley[=DIR] (CFG+CG),\n         difffoley-cfg[=DIR], im2wav[=DIR] (halves NAME_0_4000 + NAME_4000_8000 joined), ground-truth, shuffled, shifted[=S], noise, silence\n         (a baseline without =DIR runs its own code: set TIVA_BENCH_<NAME>_CHECKOUT or --systems YAML)\nwrites OUT/tables/table1.{csv,md,tex} (the paper's Table 1 layout) and summary.{csv,md,tex}", formatter_class=argparse.RawDescriptionHelpFormatter)
-    rn.add_argument("--models", default="tiva-tiny,tiva-tiny-nolayout,ground-truth,shifted=0.25,shuffled,noise", help="comma-separated systems (name or name=ARG)")
+    rn.add_argument("--models", help="comma-separated systems (name or name=ARG); default on the synthetic benchmark: tiva-tiny,tiva-tiny-nolayout,ground-truth,shifted=0.25,shuffled,noise; required with --data")
     rn.add_argument("--data", metavar="DIR", help="test videos (default: a fresh synthetic test split)")
     rn.add_argument("--out", default="runs/run", metavar="DIR")
     rn.add_argument("--metrics", help="comma-separated metrics (default: sync + synthetic quality on synthetic data, sync otherwise)")
@@ -403,8 +403,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tiva_bench.config import load_config
-    from tiva_bench.run import DEFAULT_METRICS, run_models
+    from tiva_bench.run import DEFAULT_METRICS, DEFAULT_MODELS, run_models
     from tiva_bench import synthetic
+
+    if args.models is None and args.data is not None:
+        raise ConfigError("run --data needs --models (the tiny default models only know the synthetic benchmark)",
+                          "e.g. --models tiva=CHECKPOINT,difffoley=DIR,ground-truth")
+    models = [m.strip() for m in (args.models or ",".join(DEFAULT_MODELS)).split(",") if m.strip()]
 
     overrides = list(args.set)
     for flag, key in (("metrics", "metrics"), ("window", "audio.window_s"), ("workers", "workers"), ("device", "device"),
@@ -424,7 +429,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tiva_bench.metrics.registry import resolve_metrics
 
     resolve_metrics(cfg.metrics)
-    table = run_models([m.strip() for m in args.models.split(",") if m.strip()], Path(args.out), args.data, cfg, seed=args.seed,
+    table = run_models(models, Path(args.out), args.data, cfg, seed=args.seed,
                        n_synth=args.n, log=(lambda m: None) if args.quiet else print, systems=args.systems, device=args.device)
     if not args.quiet:
         table1 = table.parent / "table1.md"
