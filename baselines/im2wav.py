@@ -20,7 +20,9 @@ Running its own code: set ``TIVA_BENCH_IM2WAV_CHECKOUT`` (a clone with the pre-t
 ``pre_trained/`` as its README downloads them) and optionally ``TIVA_BENCH_IM2WAV_PYTHON``. Every
 test video is cut into its two 4-s segments (30 fps, IM2WAV's ``VIDEO_FPS``), then the README's
 two steps run from ``<checkout>/run``: ``Data/preprocess/collect_video_CLIP.py -videos_dir ...``
-and ``models/sample.py -CLIP_dir ... -models im2wav``.
+and ``models/sample.py -CLIP_dir ... -models im2wav``. (IM2WAV names a video's features after the part
+of its file name before the first dot, so clip names with dots come back under a shorter name and
+are skipped with a reason.)
 """
 
 from __future__ import annotations
