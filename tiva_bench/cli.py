@@ -71,8 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--allow-unverified", action="store_true", help="use checkpoints that fail their published hash (results record it); for people who know why")
     _add_common(m)
 
-    r = sub.add_parser("report", help="tables (CSV, Markdown, LaTeX) from results files", description="Summarise one or more results.json files (one row each) as paper-style tables.")
-    r.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files or folders holding one")
+    r = sub.add_parser("report", help="tables (CSV, Markdown, LaTeX) from results files", description="Summarise results.json files (one row each) as paper-style tables: a flat summary and the TiVA paper's Table 1 layout (table1.*).", epilog="examples:\n  tiva-bench report runs/run/results/* --out tables/\n  tiva-bench report runs/run/results/* --reported tiva2024     # with the paper's published rows\n  tiva-bench report --reported tiva2024                        # the paper's Table 1 alone", formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("results", nargs="*", metavar="RESULTS", help="results.json files or folders holding one")
+    r.add_argument("--reported", metavar="NAME", help="add a paper's published rows, marked as reported (tiva2024: TiVA, ACM MM 2024, Table 1)")
+    r.add_argument("--allow-mixed", action="store_true", help="show results scored under different settings together (footnoted, not ranked)")
+    r.add_argument("--rank-reported", action="store_true", help="rank reported rows together with measured ones")
+    r.add_argument("--omit-empty", action="store_true", help="leave out Table 1 columns that no row has")
     r.add_argument("--out", metavar="DIR", default=".", help="where to write summary.csv/.md/.tex (default: here)")
     r.add_argument("--metrics", help="comma-separated metric columns, in order")
     r.add_argument("--decimals", type=int, default=2)
@@ -178,14 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--device", default="cpu")
     _add_common(ge)
 
-    rn = sub.add_parser("run", help="generate with several systems, score them, write tables", description="Generate audio for a test set with each system, score every system against the references and write paper-style tables. Without --data, a fresh synthetic test split is used.", epilog="examples:\n  tiva-bench run --models tiva-tiny,tiva-tiny-nolayout,ground-truth,shuffled\n  tiva-bench run --models tiva=runs/paper/checkpoint.safetensors,difffoley=outputs/difffoley --data vggsound_test/ --metrics w_dis,dtw_dis\n\nsystems: tiva, tiva-tiny, tiva-tiny-nolayout, folder=DIR, difffoley=DIR, specvqgan=DIR, im2wav=DIR, diffsound=DIR,\n         ground-truth, shuffled, shifted[=S], noise, silence", formatter_class=argparse.RawDescriptionHelpFormatter)
-    rn.add_argument("--models", default="tiva-tiny,tiva-tiny-nolayout,ground-truth,shifted=0.25,shuffled,noise", help="comma-separated systems (name or name=ARG)")
+    rn = sub.add_parser("run", help="generate with several systems, score them, write tables", description="Generate audio for a test set with each system, score every system against the references and write paper-style tables. Without --data, a fresh synthetic test split is used.", epilog="examples:\n  tiva-bench run --models tiva-tiny,tiva-tiny-nolayout,ground-truth,shuffled\n  tiva-bench run --models tiva=runs/paper/checkpoint.safetensors,difffoley=outputs/difffoley --data vggsound_test/ --metrics w_dis,dtw_dis\n  tiva-bench run --models specvqgan=out/svg,im2wav=out/im2wav,difffoley-cfg=out/df_cfg --data refs/ --strip-suffix _gen\n\nsystems: tiva[=CHECKPOINT], tiva-tiny, tiva-tiny-nolayout, folder=DIR, specvqgan[=DIR], diffsound[=DIR], difffoley[=DIR] (CFG+CG),\n         difffoley-cfg[=DIR], im2wav[=DIR] (halves NAME_0_4000 + NAME_4000_8000 joined), ground-truth, shuffled, shifted[=S], noise, silence\n         (a baseline without =DIR runs its own code: set TIVA_BENCH_<NAME>_CHECKOUT or --systems YAML)\nwrites OUT/tables/table1.{csv,md,tex} (the paper's Table 1 layout) and summary.{csv,md,tex}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    rn.add_argument("--models", help="comma-separated systems (name or name=ARG); default on the synthetic benchmark: tiva-tiny,tiva-tiny-nolayout,ground-truth,shifted=0.25,shuffled,noise; required with --data")
     rn.add_argument("--data", metavar="DIR", help="test videos (default: a fresh synthetic test split)")
     rn.add_argument("--out", default="runs/run", metavar="DIR")
     rn.add_argument("--metrics", help="comma-separated metrics (default: sync + synthetic quality on synthetic data, sync otherwise)")
     rn.add_argument("--window", type=float, metavar="S", help="scoring window (default 10.24 on synthetic data, 8.0 otherwise)")
     rn.add_argument("--n", type=int, default=32, help="clips in the synthetic test split")
     rn.add_argument("--seed", type=int, default=0)
+    rn.add_argument("--no-html", action="store_true", help="do not write the HTML report (OUT/report/index.html)")
+    rn.add_argument("--device", help="where systems and backbones run: cpu (default), cuda, cuda:1")
+    rn.add_argument("--workers", type=int, help="scoring processes (default: one per CPU core)")
+    rn.add_argument("--systems", metavar="YAML", help="where each system's own code is (default $TIVA_BENCH_SYSTEMS; see baselines/command.py)")
+    rn.add_argument("--pair-by", choices=["stem", "relpath"], help="match by file stem (default) or relative path")
+    rn.add_argument("--strip-suffix", metavar="S", help="remove S from the end of precomputed output names before matching")
+    rn.add_argument("--strip-prefix", metavar="S", help="remove S from the start of precomputed output names before matching")
+    rn.add_argument("--gen-pattern", metavar="REGEX", help="key = group 'key' (or group 1) of REGEX in precomputed output names")
+    rn.add_argument("--ref-pattern", metavar="REGEX", help="key = group 'key' (or group 1) of REGEX in reference names")
+    rn.add_argument("--config", metavar="YAML", help="scoring config file (see configs/default.yaml)")
+    rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scoring config value (repeatable)")
     _add_common(rn)
 
     d = sub.add_parser("demo", help="the main job on the built-in synthetic benchmark: generate, score, report", description="Write a synthetic test split, generate audio with the shipped tiva-tiny model, its no-layout ablation and sanity baselines, score everything and write the tables. No downloads.")
@@ -193,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n", type=int, default=32, help="number of clips")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--workers", type=int, default=0)
+    d.add_argument("--no-html", action="store_true", help="do not write the HTML report (OUT/report/index.html)")
     _add_common(d)
     return parser
 
@@ -322,27 +338,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tiva_bench.reports.tables import write_tables
 
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    paths = write_tables(args.results, args.out, metrics, args.decimals, args.name, args.caption)
-    annotated = annotate([load_results(p) for p in args.results], args.resamples, args.seed, args.alpha)
-    paths["stats_csv"] = write_stats_csv(annotated, Path(args.out) / f"{args.name}_stats.csv")
-    if args.latex_intervals:
-        paths["ci_tex"] = Path(args.out) / f"{args.name}_ci.tex"
-        paths["ci_tex"].write_text(render_latex_with_intervals(annotated, metrics, args.decimals, args.caption), encoding="utf-8")
-    if args.html:
-        from tiva_bench.reports.html import write_html_report
+    if not args.results and not args.reported:
+        raise ConfigError("report needs RESULTS files or --reported NAME", "tiva-bench report runs/run/results/* (see --help)")
+    paths = write_tables(args.results, args.out, metrics, args.decimals, args.name, args.caption, args.allow_mixed) if args.results else {}
+    table1 = _write_table1_report(args)
+    if args.results:
+        annotated = annotate([load_results(p) for p in args.results], args.resamples, args.seed, args.alpha)
+        paths["stats_csv"] = write_stats_csv(annotated, Path(args.out) / f"{args.name}_stats.csv")
+        if args.latex_intervals:
+            paths["ci_tex"] = Path(args.out) / f"{args.name}_ci.tex"
+            paths["ci_tex"].write_text(render_latex_with_intervals(annotated, metrics, args.decimals, args.caption), encoding="utf-8")
+        if args.html:
+            from tiva_bench.reports.html import write_html_report
 
-        progress = None
-        if not args.quiet:
-            from tqdm import tqdm
+            progress = None
+            if not args.quiet:
+                from tqdm import tqdm
 
-            def progress(it, total):
-                return tqdm(it, total=total, desc="report pages", unit="page", file=sys.stderr, dynamic_ncols=True)
+                def progress(it, total):
+                    return tqdm(it, total=total, desc="report pages", unit="page", file=sys.stderr, dynamic_ncols=True)
 
-        paths["html"] = write_html_report(annotated, args.out, title=args.title, n_resamples=args.resamples, seed=args.seed, alpha=args.alpha,
-                                          page_size=args.page_size, copy_media=args.copy_media, media=not args.no_media, progress=progress)
+            paths["html"] = write_html_report(annotated, args.out, title=args.title, n_resamples=args.resamples, seed=args.seed, alpha=args.alpha,
+                                              page_size=args.page_size, copy_media=args.copy_media, media=not args.no_media, progress=progress)
     if not args.quiet:
-        print(paths["md"].read_text(encoding="utf-8"), end="")
-        print("wrote " + ", ".join(str(p) for p in paths.values()))
+        print((table1 if args.reported or not paths else paths)["md"].read_text(encoding="utf-8"), end="")
+        print("wrote " + ", ".join(str(p) for p in [*paths.values(), *table1.values()]))
     return EXIT_OK
 
 
@@ -372,6 +392,17 @@ def cmd_figure(args: argparse.Namespace) -> int:
     if not args.quiet:
         print("wrote " + ", ".join(str(p) for p in paths))
     return EXIT_OK
+
+
+def _write_table1_report(args: argparse.Namespace) -> dict:
+    from tiva_bench.baselines.reported import load_reported
+    from tiva_bench.core.results import load_results
+    from tiva_bench.reports.table1 import measured_rows, write_table1
+
+    rows = measured_rows([load_results(p) for p in args.results], args.allow_mixed)
+    if args.reported:
+        rows = load_reported(args.reported)["rows"] + rows
+    return write_table1(rows, args.out, decimals=args.decimals, omit_empty=args.omit_empty, rank_reported=args.rank_reported)
 
 
 def parse_split_counts(spec: str, default_n: int) -> dict[str, int]:
@@ -520,7 +551,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     summary = generate_folder(args.videos, args.out, checkpoint=args.checkpoint, preset_name=args.preset, seed=args.seed, steps=args.steps,
                               guidance=args.guidance, use_layout=False if args.no_layout else None, use_semantics=not args.no_semantics,
                               batch_size=args.batch_size, device=args.device, quiet=args.quiet)
-    print(f"wrote {summary['generated']} files to {args.out} ({summary['seconds_per_sample']:.3f} s per sample, vocoder excluded); skipped {len(summary['skipped'])}")
+    per_sample = summary["seconds_per_sample"]
+    timing = f"{per_sample:.3f} s per sample after a warm-up, vocoder excluded" if per_sample is not None else "nothing timed"
+    print(f"wrote {summary['generated']} files to {args.out} ({timing}); skipped {len(summary['skipped'])}")
     for s in summary["skipped"][:10]:
         print(f"  skipped {s['clip']}: {s['reason']}")
     return EXIT_OK if summary["generated"] else EXIT_NOTHING
@@ -528,18 +561,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tiva_bench.config import load_config
-    from tiva_bench.run import run_models
+    from tiva_bench.run import DEFAULT_MODELS, run_models
 
-    cfg = load_config(None, (), preset="default" if args.data else "synthetic",
-                      flags={"metrics": args.metrics, "audio.window_s": args.window})
+    if args.models is None and args.data is not None:
+        raise ConfigError("run --data needs --models (the tiny default models only know the synthetic benchmark)",
+                          "e.g. --models tiva=CHECKPOINT,difffoley=DIR,ground-truth")
+    models = [m.strip() for m in (args.models or ",".join(DEFAULT_MODELS)).split(",") if m.strip()]
+    flags = {"metrics": args.metrics, "audio.window_s": args.window, "workers": args.workers, "device": args.device,
+             "pairing.by": args.pair_by, "pairing.strip_suffix": args.strip_suffix, "pairing.strip_prefix": args.strip_prefix,
+             "pairing.gen_pattern": args.gen_pattern, "pairing.ref_pattern": args.ref_pattern}
+    # without --data (or a config file) the synthetic benchmark's own scoring preset is the default
+    cfg = load_config(args.config, args.set, preset="synthetic" if args.data is None and args.config is None else "default", flags=flags)
     from tiva_bench.metrics.registry import resolve_metrics
 
     resolve_metrics(cfg.metrics)
     with prepare_out(args.out):
-        table = run_models([m.strip() for m in args.models.split(",") if m.strip()], Path(args.out), args.data, cfg, seed=args.seed,
-                           n_synth=args.n, log=(lambda m: None) if args.quiet else print)
+        table = run_models(models, Path(args.out), args.data, cfg, seed=args.seed,
+                           n_synth=args.n, log=(lambda m: None) if args.quiet else print, systems=args.systems, device=args.device,
+                           html=not args.no_html)
     if not args.quiet:
-        print(table.read_text(encoding="utf-8"), end="")
+        table1 = table.parent / "table1.md"
+        print((table1 if table1.exists() else table).read_text(encoding="utf-8"), end="")
+        print(f"tables in {table.parent}")
     return EXIT_OK
 
 
@@ -547,7 +590,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tiva_bench.demo import run_demo
 
     with prepare_out(args.out):
-        run_demo(Path(args.out), n=args.n, seed=args.seed, workers=args.workers, quiet=args.quiet)
+        run_demo(Path(args.out), n=args.n, seed=args.seed, workers=args.workers, quiet=args.quiet, html=not args.no_html)
     return EXIT_OK
 
 

@@ -14,9 +14,9 @@ from tiva_bench.config import load_config
 from tiva_bench.run import DEFAULT_MODELS, run_models
 
 
-def run_demo(out: Path, n: int = 32, seed: int = 0, workers: int = 0, quiet: bool = False) -> Path:
+def run_demo(out: Path, n: int = 32, seed: int = 0, workers: int = 0, quiet: bool = False, html: bool = True) -> Path:
     cfg = load_config(preset="synthetic", flags={"workers": workers})
-    table = run_models(DEFAULT_MODELS, Path(out), None, cfg, seed=0, n_synth=n, synth_seed=seed, log=(lambda m: None) if quiet else print)
+    table = run_models(DEFAULT_MODELS, Path(out), None, cfg, seed=0, n_synth=n, synth_seed=seed, log=(lambda m: None) if quiet else print, html=html)
     if not quiet:
         print(table.read_text(encoding="utf-8"), end="")
         print(f"tables in {table.parent}")
