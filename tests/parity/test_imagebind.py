@@ -10,6 +10,8 @@ audio and vision towers against the reference's ``imagebind_huge()`` constructor
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -24,6 +26,19 @@ SMALL_REF = dict(out_embed_dim=40, vision_embed_dim=64, vision_num_blocks=2, vis
                  audio_num_heads=4, text_embed_dim=32, text_num_blocks=1, text_num_heads=2, depth_embed_dim=32, depth_num_blocks=1,
                  depth_num_heads=2, thermal_embed_dim=32, thermal_num_blocks=1, thermal_num_heads=2, imu_embed_dim=32, imu_num_blocks=1,
                  imu_num_heads=2)
+
+
+def reference_data():
+    """``imagebind.data``; pytorchvideo 0.1.5 imports ``torchvision.transforms.functional_tensor``,
+    which torchvision has since renamed ``_functional_tensor``: the old name is pointed at it."""
+    import torchvision.transforms._functional_tensor as renamed
+
+    sys.modules.setdefault("torchvision.transforms.functional_tensor", renamed)
+    from imagebind import data
+
+    return data
+
+
 SMALL_OURS = dict(vision_dim=64, vision_depth=2, vision_heads=4, audio_dim=48, audio_depth=2, audio_heads=4, out_dim=40)
 
 
@@ -57,8 +72,7 @@ def test_huge_sizes_match():
 def _reference_audio_input(monkeypatch, wav: np.ndarray) -> torch.Tensor:
     """The reference's own ``load_and_transform_audio_data`` on ``wav`` (16 kHz), its file reading
     replaced by handing over the same samples."""
-    from imagebind import data
-
+    data = reference_data()
     monkeypatch.setattr(data.torchaudio, "load", lambda path: (torch.from_numpy(wav.copy())[None], 16000))
     return data.load_and_transform_audio_data(["same-samples"], "cpu")
 
@@ -102,7 +116,7 @@ def _reference_video_input(frames, times, duration):
     """The reference's video pipeline on decoded frames: its clip sampler, a clip = the frames with
     start <= t < end (the decoder's contract), UniformTemporalSubsample(2), /255, ShortSideScale(224),
     NormalizeVideo, SpatialCrop(224, 3)."""
-    from imagebind import data
+    data = reference_data()
     from pytorchvideo import transforms as pv
     from pytorchvideo.data.clip_sampling import ConstantClipsPerVideoSampler
     from torchvision import transforms

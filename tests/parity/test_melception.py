@@ -40,7 +40,7 @@ def test_front_end_matches_an_independent_torchaudio_recipe():
     import torchaudio
 
     mel = torchaudio.transforms.MelSpectrogram(sample_rate=22050, n_fft=1024, hop_length=256, f_min=125.0, f_max=7600.0, n_mels=80,
-                                               power=1.0, center=True, pad_mode="reflect", norm="slaney", mel_scale="slaney")
+                                               power=1.0, center=True, pad_mode="reflect", norm="slaney", mel_scale="slaney").double()
     worst = 0.0
     for name, wav in signals(22050).items():
         want = mel(torch.from_numpy(wav).double()).numpy()
@@ -49,7 +49,10 @@ def test_front_end_matches_an_independent_torchaudio_recipe():
         assert got.shape == want.shape, name
         worst = max(worst, deviation(got.T, want.T))   # per frame
     record("Melception", "spectrogram in [0,1] from waveform", "torchaudio MelSpectrogram (recipe)", worst)
-    assert worst < 1e-4  # float32 STFT inside librosa vs float64 here; see the docs
+    # ~1.4e-5 on the tone: torchaudio's and librosa's Slaney filterbanks differ slightly at band
+    # edges (a float64 librosa STFT gives the same figure, so it is not precision). SpecVQGAN uses
+    # librosa, as tiva-bench does; torchaudio is here only as code written by others.
+    assert worst < 1e-4
 
 
 def test_pool_logits_and_unbiased_logits_match(files, monkeypatch):
