@@ -160,15 +160,17 @@ def audio_clips(wav: np.ndarray) -> torch.Tensor:
 
     Clip ``i`` holds samples ``floor(s_i * sr)`` to ``floor((s_i + 2) * sr)`` with exact starts
     ``s_i``, as ImageBind's ``load_and_transform_audio_data`` cuts them (a rounded start would move
-    clips by one sample whenever ``s_i * sr`` is not an integer, e.g. for a 7.3-s clip).
+    clips by one sample whenever ``s_i * sr`` is not an integer, e.g. for a 7.3-s clip). Each
+    clip's mean is removed in place on one shared copy of the waveform, as the reference does:
+    where clips overlap (clips shorter than 8 s) a later clip sees the earlier clips' mean removal.
     """
     import torchaudio
 
-    wav = torch.from_numpy(np.asarray(wav, np.float32))
+    wav = torch.tensor(np.asarray(wav, np.float32))  # a copy: the caller's array is not touched
     out = []
     for start in _exact_starts(wav.numel() / AUDIO_SR, AUDIO_CLIPS):
-        seg = wav[int(start * AUDIO_SR): int((start + Fraction(CLIP_S)) * AUDIO_SR)].clone()
-        seg = seg - seg.mean()
+        seg = wav[int(start * AUDIO_SR): int((start + Fraction(CLIP_S)) * AUDIO_SR)]
+        seg -= seg.mean()
         fbank = torchaudio.compliance.kaldi.fbank(seg[None], htk_compat=True, sample_frequency=AUDIO_SR, use_energy=False,
                                                   window_type="hanning", num_mel_bins=N_MELS, dither=0.0, frame_length=25, frame_shift=10).T
         fbank = F.pad(fbank, (0, max(0, TARGET_FRAMES - fbank.shape[1])))[:, :TARGET_FRAMES]
@@ -204,7 +206,7 @@ def video_clips(frames: np.ndarray, times_s: np.ndarray, duration_s: float) -> t
 
 
 SPEC = register(ExtractorSpec(
-    name="imagebind", version="1", sample_rate=AUDIO_SR, window_s=8.0, outputs={"embedding": 1024}, weights=("imagebind_huge",),
+    name="imagebind", version="2", sample_rate=AUDIO_SR, window_s=8.0, outputs={"embedding": 1024}, weights=("imagebind_huge",),
     frontend={"audio": "kaldi-fbank-128x204, 3x2s clips, mean -4.268 std 9.138", "video": "5x2s clips x 2 frames x 3 crops, 224"},
     target="tiva_bench.metrics.extractors.imagebind:ImageBindExtractor",
 ))

@@ -38,6 +38,14 @@ def record(backbone: str, what: str, reference: str, value: float, note: str = "
     return value
 
 
+def require(name: str):
+    """Import a reference module; a missing one fails the test module (never skips) with the fix."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        pytest.fail(f"the parity tier needs {name} ({exc}); set it up with: bash scripts/parity_env.sh", pytrace=False)
+
+
 def package_dir(name: str) -> Path:
     """Folder of an installed top-level package, found without importing it."""
     spec = importlib.util.find_spec(name)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.parity.helpers import import_without_init, record
+from tests.parity.helpers import require, import_without_init, record
 from tiva_bench.metrics.functional.distribution import frechet_distance, inception_score, kl_divergence
 from tiva_bench.metrics.functional.similarity import cosine_similarity_score
 
 pytestmark = pytest.mark.parity
-metric_fid = pytest.importorskip("torch_fidelity.metric_fid", reason="bash scripts/parity_env.sh installs the parity tier")
-metric_isc = pytest.importorskip("torch_fidelity.metric_isc")
+metric_fid = require("torch_fidelity.metric_fid")
+metric_isc = require("torch_fidelity.metric_isc")
 
 
 def _embeddings(n, d, seed):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.parity.helpers import TOLERANCE, deviation, import_without_init, randomise_batchnorm, record, signals
+from tests.parity.helpers import require, TOLERANCE, deviation, import_without_init, randomise_batchnorm, record, signals
 from tiva_bench.metrics.extractors.panns import Cnn14, PANNsExtractor
 
 pytestmark = pytest.mark.parity
-pytest.importorskip("torchlibrosa", reason="bash scripts/parity_env.sh installs the parity tier")
+require("torchlibrosa")
 REF = "audioldm-eval 0.0.3 (PANNs models.py) + torchlibrosa"
 
 

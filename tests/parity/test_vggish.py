@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.parity.helpers import TOLERANCE, deviation, record, signals
+from tests.parity.helpers import require, TOLERANCE, deviation, record, signals
 from tiva_bench.core.signal import resample
 from tiva_bench.metrics.extractors.vggish import VGGishExtractor, vggish_examples
 
 pytestmark = pytest.mark.parity
-torchvggish = pytest.importorskip("torchvggish", reason="bash scripts/parity_env.sh installs the parity tier")
+torchvggish = require("torchvggish")
 REF = "torchvggish 0.2"
 
 
