@@ -17,6 +17,7 @@ embeddings. The ImageBind score is the cosine similarity of a video's and its au
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -142,20 +143,34 @@ class ImageBindAV(nn.Module):
         return F.normalize(emb, dim=-1).reshape(b, s, -1).mean(dim=1)
 
 
+def _exact_starts(duration_s: float, clips: int, clip_s: float = CLIP_S) -> list[Fraction]:
+    """Clip starts as exact fractions, as pytorchvideo's ``ConstantClipsPerVideoSampler`` makes
+    them: ``Fraction(max(D - clip_s, 0)) / clips * i`` (D and the subtraction in float)."""
+    step = Fraction(Fraction(max(duration_s - clip_s, 0)), clips)
+    return [step * i for i in range(clips)]
+
+
 def clip_starts(duration_s: float, clips: int, clip_s: float = CLIP_S) -> list[float]:
-    """Constant-clips-per-video sampling: ``i * max(D - clip_s, 0) / clips``."""
-    return [i * max(duration_s - clip_s, 0.0) / clips for i in range(clips)]
+    """Constant-clips-per-video sampling: ``i * max(D - clip_s, 0) / clips`` seconds."""
+    return [float(s) for s in _exact_starts(duration_s, clips, clip_s)]
 
 
 def audio_clips(wav: np.ndarray) -> torch.Tensor:
-    """16-kHz mono waveform -> normalised fbank clips ``(3, 1, 128, 204)``."""
+    """16-kHz mono waveform -> normalised fbank clips ``(3, 1, 128, 204)``.
+
+    Clip ``i`` holds samples ``floor(s_i * sr)`` to ``floor((s_i + 2) * sr)`` with exact starts
+    ``s_i``, as ImageBind's ``load_and_transform_audio_data`` cuts them (a rounded start would move
+    clips by one sample whenever ``s_i * sr`` is not an integer, e.g. for a 7.3-s clip). Each
+    clip's mean is removed in place on one shared copy of the waveform, as the reference does:
+    where clips overlap (clips shorter than 8 s) a later clip sees the earlier clips' mean removal.
+    """
     import torchaudio
 
-    wav = torch.from_numpy(np.asarray(wav, np.float32))
+    wav = torch.tensor(np.asarray(wav, np.float32))  # a copy: the caller's array is not touched
     out = []
-    for start in clip_starts(wav.numel() / AUDIO_SR, AUDIO_CLIPS):
-        seg = wav[int(round(start * AUDIO_SR)): int(round((start + CLIP_S) * AUDIO_SR))].clone()
-        seg = seg - seg.mean()
+    for start in _exact_starts(wav.numel() / AUDIO_SR, AUDIO_CLIPS):
+        seg = wav[int(start * AUDIO_SR): int((start + Fraction(CLIP_S)) * AUDIO_SR)]
+        seg -= seg.mean()
         fbank = torchaudio.compliance.kaldi.fbank(seg[None], htk_compat=True, sample_frequency=AUDIO_SR, use_energy=False,
                                                   window_type="hanning", num_mel_bins=N_MELS, dither=0.0, frame_length=25, frame_shift=10).T
         fbank = F.pad(fbank, (0, max(0, TARGET_FRAMES - fbank.shape[1])))[:, :TARGET_FRAMES]
@@ -176,22 +191,22 @@ def video_clips(frames: np.ndarray, times_s: np.ndarray, duration_s: float) -> t
         pick = frames[[inside[0], inside[-1]]]
         x = torch.from_numpy(pick).float().permute(3, 0, 1, 2) / 255.0           # C,T,H,W
         h, w = x.shape[-2:]
-        scale = 224 / min(h, w)
-        nh, nw = (224, int(math.floor(w * scale))) if h <= w else (int(math.floor(h * scale)), 224)
+        # pytorchvideo's ShortSideScale: the long side is floor(long / short * 224)
+        nh, nw = (int(math.floor(h / w * 224)), 224) if w < h else (224, int(math.floor(w / h * 224)))
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
         x = (x - mean) / std
-        for k in range(3):  # left/top, centre, right/bottom
+        for k in range(3):  # left/top, centre (offset rounded up, as ImageBind's uniform_crop), right/bottom
             if nw >= nh:
-                off = [0, (nw - 224) // 2, nw - 224][k]
+                off = [0, math.ceil((nw - 224) / 2), nw - 224][k]
                 clips.append(x[..., :224, off:off + 224])
             else:
-                off = [0, (nh - 224) // 2, nh - 224][k]
+                off = [0, math.ceil((nh - 224) / 2), nh - 224][k]
                 clips.append(x[..., off:off + 224, :224])
     return torch.stack(clips)
 
 
 SPEC = register(ExtractorSpec(
-    name="imagebind", version="1", sample_rate=AUDIO_SR, window_s=8.0, outputs={"embedding": 1024}, weights=("imagebind_huge",),
+    name="imagebind", version="2", sample_rate=AUDIO_SR, window_s=8.0, outputs={"embedding": 1024}, weights=("imagebind_huge",),
     frontend={"audio": "kaldi-fbank-128x204, 3x2s clips, mean -4.268 std 9.138", "video": "5x2s clips x 2 frames x 3 crops, 224"},
     target="tiva_bench.metrics.extractors.imagebind:ImageBindExtractor",
 ))

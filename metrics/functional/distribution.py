@@ -121,11 +121,13 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
 
 
-def kl_divergence(ref_logits: np.ndarray, gen_logits: np.ndarray) -> float:
+def kl_divergence(ref_logits: np.ndarray, gen_logits: np.ndarray, eps: float = 0.0) -> float:
     """Mean over pairs of ``KL(softmax(ref_i) || softmax(gen_i))`` in nats.
 
     Rows are paired (clip i of the reference with clip i of the generated set); shapes ``(n, C)``.
-    The SpecVQGAN / av-benchmark convention for single-label classifiers.
+    The SpecVQGAN / av-benchmark convention for single-label classifiers. ``eps``: those toolkits
+    take ``log(softmax(gen) + 1e-6)``; pass ``eps=1e-6`` to reproduce their values exactly (the
+    default 0 is the exact divergence).
     """
     ref = _as_2d_finite(ref_logits, "reference logits")
     gen = _as_2d_finite(gen_logits, "generated logits")
@@ -134,6 +136,8 @@ def kl_divergence(ref_logits: np.ndarray, gen_logits: np.ndarray) -> float:
     if ref.shape[0] == 0:
         raise UndefinedMetric("no pairs")
     log_p, log_q = _log_softmax(ref), _log_softmax(gen)
+    if eps:
+        log_q = np.log(np.exp(log_q) + eps)
     return float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=1)))
 
 
@@ -157,22 +161,31 @@ def kl_divergence_sigmoid(ref_logits: np.ndarray, gen_logits: np.ndarray) -> flo
     return float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=1)))
 
 
-def inception_score(logits: np.ndarray, splits: int = 10, seed: int = 0) -> tuple[float, float]:
+def inception_score(logits: np.ndarray, splits: int = 10, seed: int = 0, shuffle: str = "default_rng") -> tuple[float, float]:
     """Inception Score ``exp(E_x KL(p(y|x) || p(y)))`` over ``splits`` parts: ``(mean, std)``.
 
     ``logits`` shape ``(n, C)``; rows are shuffled with ``numpy.random.default_rng(seed)``, cut
     into ``splits`` near-equal parts (``numpy.array_split``), and ``p(y)`` is the mean within a
     part. The std is the population std (ddof 0) over parts. Raises ``UndefinedMetric`` when
-    there are fewer rows than splits.
+    there are fewer rows than splits. ``shuffle="torch-fidelity"`` shuffles and cuts as
+    torch-fidelity, SpecVQGAN and av-benchmark do (``numpy.random.RandomState(seed)``, part ``i``
+    = rows ``i*n//splits`` to ``(i+1)*n//splits``; they use seed 2020), reproducing their values.
     """
     x = _as_2d_finite(logits, "logits")
     if splits < 1:
         raise ValueError("splits must be >= 1")
     if x.shape[0] < splits:
         raise UndefinedMetric(f"{x.shape[0]} samples for {splits} splits")
-    log_p = _log_softmax(x)[np.random.default_rng(seed).permutation(x.shape[0])]
+    n = x.shape[0]
+    if shuffle == "torch-fidelity":
+        log_p = _log_softmax(x)[np.random.RandomState(seed).permutation(n)]
+        parts = [log_p[i * n // splits:(i + 1) * n // splits] for i in range(splits)]
+    elif shuffle == "default_rng":
+        parts = np.array_split(_log_softmax(x)[np.random.default_rng(seed).permutation(n)], splits)
+    else:
+        raise ValueError(f"shuffle must be 'default_rng' or 'torch-fidelity', not {shuffle!r}")
     scores = []
-    for part in np.array_split(log_p, splits):
+    for part in parts:
         p = np.exp(part)
         log_py = np.log(p.mean(axis=0) + 1e-300)
         scores.append(np.exp(np.mean(np.sum(p * (part - log_py), axis=1))))
