@@ -29,7 +29,7 @@ import numpy as np
 
 AMIN = 1e-10  # librosa.power_to_db's floor on power
 TOP_DB = 80.0  # librosa.power_to_db's dynamic range below the clip's maximum
-_MEMORY_BUDGET = 8 << 20  # bytes of frames per transform call (about 4 clips of 8 s at hop 1280)
+_MEMORY_BUDGET = 8 << 20  # bytes of float64 frames per transform call (4 clips of 8 s at hop 1280 = 6.6 MB)
 
 
 def hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
@@ -74,17 +74,39 @@ def mel_filter_bank(sr: int, n_fft: int, n_mels: int = 128, fmin: float = 0.0, f
 
 
 @functools.lru_cache(maxsize=32)
-def _mel_bank_t(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """The bank transposed to ``(1 + n_fft // 2, n_mels)``, contiguous, for ``power @ bank``."""
-    out = np.ascontiguousarray(mel_filter_bank(sr, n_fft, n_mels).T)
-    out.setflags(write=False)
-    return out
+def mel_bank_bands(sr: int, n_fft: int, n_mels: int = 128, group: int = 16) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """The bank cut into groups of ``group`` consecutive filters and the FFT bins they touch.
+
+    Each entry is ``(first_filter, end_filter, first_bin, end_bin, weights)`` with ``weights``
+    the contiguous ``(end_filter - first_filter, end_bin - first_bin)`` block of the bank; every
+    non-zero weight of the bank lies in exactly one block. The product with a power spectrum
+    then costs about ``n_bins * group`` multiply-adds per frame instead of
+    ``n_bins * n_mels`` (8x fewer at 128 mels), with the same terms summed.
+    """
+    bank = mel_filter_bank(sr, n_fft, n_mels)
+    out = []
+    for first in range(0, n_mels, group):
+        end = min(n_mels, first + group)
+        cols = np.flatnonzero(bank[first:end].any(axis=0))
+        lo, hi = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 0)
+        weights = np.ascontiguousarray(bank[first:end, lo:hi])
+        weights.setflags(write=False)
+        out.append((first, end, lo, hi, weights))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=32)
 def hann_window(n_fft: int) -> np.ndarray:
-    """Periodic Hann window (``scipy.signal.get_window("hann", n_fft)``), float32, read-only."""
-    w = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    """Periodic Hann window, float64, read-only: ``scipy.signal.get_window("hann", n_fft)`` (the
+    window librosa uses), computed by scipy's own formula so the values are identical."""
+    if n_fft <= 1:
+        w = np.ones(n_fft)
+    else:
+        fac = np.linspace(-np.pi, np.pi, n_fft + 1)
+        w = np.zeros(n_fft + 1)
+        w += 0.5 * np.cos(0 * fac)
+        w += 0.5 * np.cos(1 * fac)
+        w = w[:-1].copy()
     w.setflags(write=False)
     return w
 
@@ -94,33 +116,40 @@ def n_frames(n_samples: int, hop_length: int, n_fft: int) -> int:
     return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
 
 
-def _log_mel_block(rows: Sequence[np.ndarray], n: int, hop_length: int, n_fft: int, bank_t: np.ndarray) -> np.ndarray:
-    """Log-power mel spectrogram in dB (before the top-db floor) of a few clips, ``(k, T, n_mels)``.
+def _log_mel_block(rows: Sequence[np.ndarray], n: int, hop_length: int, n_fft: int, bands: tuple) -> np.ndarray:
+    """Log-power mel spectrogram in dB (before the top-db floor) of a few clips, ``(k, n_mels, T)``.
 
-    The clips are copied once into a zero-padded float32 buffer (the centring), framed by a
-    strided view, windowed into one reused buffer and transformed in chunks of at most
-    ``_MEMORY_BUDGET`` bytes.
+    The clips (as float32, as librosa gets them) are copied once into a zero-padded float64 buffer
+    (the centring) and framed by a strided view. Then librosa's arithmetic: frames times the
+    float64 window, a float64 FFT
+    rounded to complex64, magnitude squared in float32, a float32 mel product, ``10 log10`` in
+    float32. Frames are transformed in chunks of at most ``_MEMORY_BUDGET`` bytes.
     """
     import scipy.fft
 
     k, half = len(rows), n_fft // 2
-    padded = np.zeros((k, n + 2 * half), dtype=np.float32)
+    padded = np.zeros((k, n + 2 * half))  # float64: float32 samples exactly, so no cast per frame
     for r, row in enumerate(rows):
-        padded[r, half:half + n] = row
+        padded[r, half:half + n] = np.asarray(row, dtype=np.float32)
     t = n_frames(n, hop_length, n_fft)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length][:, :t]
     window = hann_window(n_fft)
-    mel = np.empty((k, t, bank_t.shape[1]), dtype=np.float32)
-    step = max(1, _MEMORY_BUDGET // (4 * n_fft * k))
-    buf = np.empty((k, min(step, t), n_fft), dtype=np.float32)
+    mel = np.empty((k, bands[-1][1], t), dtype=np.float32)
+    step = max(1, _MEMORY_BUDGET // (8 * n_fft * k))
+    buf = np.empty((k, min(step, t), n_fft), dtype=np.float64)
     for s in range(0, t, step):
         e = min(t, s + step)
         chunk = buf[:, : e - s]
         np.multiply(frames[:, s:e], window, out=chunk)
-        spec = scipy.fft.rfft(chunk, axis=-1).view(np.float32)  # (..., 2 * bins): re, im, re, im, ...
-        np.square(spec, out=spec)
-        power = spec[..., 0::2] + spec[..., 1::2]  # |X|^2, the power spectrum
-        np.matmul(power, bank_t, out=mel[:, s:e])
+        spec = scipy.fft.rfft(chunk, axis=-1, overwrite_x=True).astype(np.complex64)
+        power = np.abs(spec)
+        np.square(power, out=power)  # (k, e - s, bins)
+        power_t = power.transpose(0, 2, 1)  # (k, bins, e - s)
+        for first, end, lo, hi, weights in bands:
+            if hi > lo:
+                np.matmul(weights, power_t[:, lo:hi], out=mel[:, first:end, s:e])
+            else:  # filters narrower than one bin: zero, as in librosa
+                mel[:, first:end, s:e] = 0.0
     np.maximum(mel, AMIN, out=mel)
     np.log10(mel, out=mel)
     mel *= np.float32(10.0)
@@ -141,7 +170,7 @@ def onset_strength_batch(
     ``(n,)`` (not copied into one array), or one array ``(n,)`` (then the result is
     ``(n_frames,)``); ``n_frames = 1 + n // hop_length`` for an even ``n_fft``. Any length works,
     including clips shorter than one frame (one frame, value 0). Each curve is librosa's (see the
-    module docstring); ``block`` clips share one transform call (memory about ``block`` x 2.5 x
+    module docstring); ``block`` clips share one transform call (memory about ``block`` x 5 x
     the clip's samples x 4 bytes; speed barely changes above 4). Raises ``ValueError`` for
     non-finite samples, as librosa does.
     """
@@ -155,18 +184,18 @@ def onset_strength_batch(
         raise ValueError("sr, hop_length, n_fft, n_mels and block must be positive")
     n = np.shape(rows[0])[0] if rows else 0
     t = n_frames(n, hop_length, n_fft)
-    bank_t = _mel_bank_t(int(sr), int(n_fft), int(n_mels))
+    bands = mel_bank_bands(int(sr), int(n_fft), int(n_mels))
     lead = 1 + n_fft // (2 * hop_length)  # librosa pads the lag and the centring offset in front
     out = np.zeros((len(rows), t), dtype=np.float32)
     for s in range(0, len(rows), block):
-        db = _log_mel_block(rows[s:s + block], n, hop_length, n_fft, bank_t)
+        db = _log_mel_block(rows[s:s + block], n, hop_length, n_fft, bands)  # (k, n_mels, t)
         floor = db.max(axis=(1, 2), keepdims=True) - np.float32(TOP_DB)
         if not np.all(np.isfinite(floor)):  # NaN/Inf samples reach every clip's maximum
             raise ValueError("waveform holds NaN/Inf samples")
         np.maximum(db, floor, out=db)
-        flux = db[:, 1:] - db[:, :-1]
-        np.maximum(flux, 0.0, out=flux)
-        curve = flux.mean(axis=-1, dtype=np.float64)  # (k, t - 1)
+        flux = db[:, :, 1:] - db[:, :, :-1]
+        np.maximum(flux, np.float32(0.0), out=flux)
+        curve = flux.mean(axis=1)  # float32, bands added in order, as librosa's np.mean(axis=-2)
         keep = max(0, min(t - lead, curve.shape[1]))
         out[s:s + db.shape[0], lead:lead + keep] = curve[:, :keep]
     return out[0] if single else out
