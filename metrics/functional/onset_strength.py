@@ -182,7 +182,7 @@ def onset_strength_batch(
         raise ValueError("expected floating-point samples")
     if min(sr, hop_length, n_fft, n_mels, block) <= 0:
         raise ValueError("sr, hop_length, n_fft, n_mels and block must be positive")
-    n = np.shape(rows[0])[0] if rows else 0
+    n = y.shape[-1] if isinstance(y, np.ndarray) else (np.shape(rows[0])[0] if rows else 0)
     t = n_frames(n, hop_length, n_fft)
     bands = mel_bank_bands(int(sr), int(n_fft), int(n_mels))
     lead = 1 + n_fft // (2 * hop_length)  # librosa pads the lag and the centring offset in front
