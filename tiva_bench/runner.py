@@ -24,7 +24,6 @@ import numpy as np
 from tiva_bench.metrics.functional.common import UndefinedMetric
 from tiva_bench.metrics.extractors import EXTRACTORS, get_extractor
 from tiva_bench.metrics.registry import GROUPS, SET_FUNCTIONS, MetricSpec, resolve_metrics
-from tiva_bench.metrics.sync import iter_sync_scores
 from tiva_bench.core.audio import AudioClip
 from tiva_bench.features import FeatureCollector
 from tiva_bench.config import ScoreConfig, to_dict
@@ -145,9 +144,6 @@ def _n_workers(requested: int, n_items: int) -> int:
 
 def iter_scores(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec], caches: list[FeatureCache] = ()) -> Iterator[ClipResult | dict]:
     """Yield per-pair outcomes in input order, in worker processes when more than one is used."""
-    if not caches and specs and all(s.group == "sync" for s in specs):  # batched, light workers
-        yield from iter_sync_scores(pairs, cfg, [s.name for s in specs])
-        return
     workers = _n_workers(cfg.workers, len(pairs))
     if workers == 1 or len(pairs) < 8:
         for pair in pairs:
