@@ -3,12 +3,18 @@
 Both sides do the same work on the same files: decode two 8-s 16-kHz wav files per clip,
 onset-strength curves (hop 1280), W-dis and DTW-dis. The peer is the loop most papers' scripts
 use: ``librosa.load`` -> ``librosa.onset.onset_strength`` -> ``scipy.stats.wasserstein_distance``
--> ``fastdtw`` (PyPI build). Printed: wall time of each, the ratio, the DTW step alone (compiled
-exact DTW vs fastdtw radius 1), the largest per-clip disagreement on W-dis, and peak memory at two
-set sizes (flat memory means the runner streams clips).
+-> ``fastdtw`` (PyPI build). tiva-bench's side is the path ``tiva-bench metrics`` takes for
+sync-only metrics: pairing, ``tiva_bench.metrics.sync.iter_sync_scores`` (decoding, batched
+onset strength, W-dis and exact DTW in worker processes that import no librosa, numba or torch),
+set means; its whole wall time is counted, worker start-up included. Printed: wall time of each,
+the ratio, CPU time per pair of each on the same 32 pairs in one process (less sensitive to other
+load on the machine), the DTW step alone (compiled exact DTW vs fastdtw radius 1), the largest per-clip
+disagreement on W-dis and DTW-dis, and peak memory (largest single process, parent or worker,
+sampled from /proc) at two set sizes (flat memory means clips are streamed).
 
     python benchmarks/bench_sync.py            # 1,000 clips (default)
     python benchmarks/bench_sync.py --n 200    # quicker
+    python benchmarks/bench_sync.py --runner   # also time score_folders itself
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -61,13 +66,48 @@ def peer_loop(folder: Path, n: int) -> tuple[float, dict[str, float]]:
     return time.perf_counter() - t0, w
 
 
-def ours(folder: Path, workers: int) -> tuple[float, dict[str, float]]:
+def pipeline(gen_dir: Path, ref_dir: Path, workers: int) -> dict[str, dict[str, float]]:
+    """The sync-only scoring path of ``tiva-bench metrics``: pair, score in workers, set means."""
+    from tiva_bench.config import ScoreConfig
+    from tiva_bench.core.results import ClipResult, aggregate
+    from tiva_bench.metrics.sync import iter_sync_scores
+    from tiva_bench.pairing import pair_folders
+
+    cfg = ScoreConfig(metrics=["w_dis", "dtw_dis"], workers=workers).validate()
+    pairs = pair_folders(gen_dir, ref_dir, cfg.pairing).pairs
+    clips = [c for c in iter_sync_scores(pairs, cfg) if isinstance(c, ClipResult)]
+    aggregate(clips, ["w_dis", "dtw_dis"])
+    return {c.clip: c.values for c in clips}
+
+
+def ours(folder: Path, workers: int) -> tuple[float, dict[str, dict[str, float]]]:
+    t0 = time.perf_counter()
+    values = pipeline(folder / "gen", folder / "ref", workers)
+    return time.perf_counter() - t0, values
+
+
+def runner(folder: Path, workers: int) -> float:
     from tiva_bench.config import ScoreConfig
     from tiva_bench.runner import score_folders
 
     t0 = time.perf_counter()
-    res = score_folders(folder / "gen", folder / "ref", ScoreConfig(metrics=["w_dis", "dtw_dis"], workers=workers))
-    return time.perf_counter() - t0, {c.clip: c.values["w_dis"] for c in res.clips}
+    score_folders(folder / "gen", folder / "ref", ScoreConfig(metrics=["w_dis", "dtw_dis"], workers=workers))
+    return time.perf_counter() - t0
+
+
+def peer_values(folder: Path, n: int) -> dict[str, tuple[float, float]]:
+    """W-dis and exact DTW-dis on librosa's own onset strength (not timed): the reference values."""
+    import librosa
+    import scipy.stats
+
+    from tiva_bench.metrics.functional.sync import dtw_cost
+
+    out = {}
+    for i in range(n):
+        og, orf = (librosa.onset.onset_strength(y=librosa.load(folder / s / f"c{i:05d}.wav", sr=16000)[0][:128000], sr=16000, hop_length=1280) for s in ("gen", "ref"))
+        w = scipy.stats.wasserstein_distance(np.arange(len(og)), np.arange(len(orf)), og, orf)
+        out[f"c{i:05d}"] = (w, dtw_cost(og, orf) / len(orf))
+    return out
 
 
 def dtw_step(folder: Path, n: int) -> tuple[float, float]:
@@ -91,24 +131,85 @@ def dtw_step(folder: Path, n: int) -> tuple[float, float]:
     return t_exact, time.perf_counter() - t0
 
 
+def cpu_per_pair(folder: Path, n: int) -> tuple[float, float]:
+    """CPU ms per pair of each side on the same ``n`` pairs, in this process, best of three.
+
+    The peer's CPU time includes its BLAS threads; tiva-bench's side runs its chunk scorer with one
+    BLAS thread, as its workers do. Less sensitive to other load on the machine than wall time.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from tiva_bench.config import ScoreConfig
+    from tiva_bench.metrics.sync import score_sync_chunk
+
+    cfg = ScoreConfig(metrics=["w_dis", "dtw_dis"])
+    pairs = [(f"c{i:05d}", folder / "gen" / f"c{i:05d}.wav", folder / "ref" / f"c{i:05d}.wav") for i in range(n)]
+
+    def ours_chunks():
+        with threadpool_limits(1, "blas"):
+            for i in range(0, n, 16):
+                score_sync_chunk(pairs[i:i + 16], cfg)
+
+    best = {}
+    for name, fn in (("peer", lambda: peer_loop(folder, n)), ("ours", ours_chunks)) * 3:
+        t0 = time.process_time()
+        fn()
+        best[name] = min(best.get(name, float("inf")), time.process_time() - t0)
+    return 1e3 * best["ours"] / n, 1e3 * best["peer"] / n
+
+
+def _tree_peak_mb(root: int, peaks: dict[int, int]) -> None:
+    """Record VmHWM (peak RSS, kB) of ``root`` and every process below it into ``peaks``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+        except OSError:
+            pass
+
+
 def peak_memory_mb(folder: Path, workers: int) -> float:
-    """Peak RSS (MB) of a fresh process scoring ``folder`` (max of parent and its workers)."""
+    """Largest peak RSS (MB) of any process (the parent or a worker) of a fresh scoring run.
+
+    Sampled from /proc every 20 ms (VmHWM is each process's own high-water mark, so a sample
+    shortly before a worker exits sees its peak). Needs Linux.
+    """
     code = (
-        "import resource,sys; sys.path.insert(0, %r)\n"
-        "from tiva_bench.config import ScoreConfig; from tiva_bench.runner import score_folders\n"
-        "score_folders(%r, %r, ScoreConfig(metrics=['w_dis','dtw_dis'], workers=%d))\n"
-        "print(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))"
-    ) % (str(ROOT), str(folder / "gen"), str(folder / "ref"), workers)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+        "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
+        "from bench_sync import pipeline\n"
+        "if __name__ == '__main__':\n"
+        "    from pathlib import Path; pipeline(Path(%r), Path(%r), %d)\n"
+    ) % (str(ROOT), str(ROOT / "benchmarks"), str(folder / "gen"), str(folder / "ref"), workers)
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    peaks: dict[int, int] = {}
+    while proc.poll() is None:
+        _tree_peak_mb(proc.pid, peaks)
+        time.sleep(0.02)
+    if proc.returncode:
+        raise RuntimeError(f"the memory run failed with exit code {proc.returncode}")
+    return max(peaks.values(), default=0) / 1024
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=0, help="0 = one per core")
+    ap.add_argument("--runner", action="store_true", help="also time score_folders (runner.py) on the same files")
     ap.add_argument("--json", help="also write the numbers here")
     args = ap.parse_args()
+    import tiva_bench.config, tiva_bench.core.results, tiva_bench.metrics.sync, tiva_bench.pairing  # noqa: E401,F401 - imported before the clock starts, as the peer's librosa
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"writing {args.n} clip pairs (8 s, 16 kHz wav) ...", flush=True)
@@ -119,24 +220,36 @@ def main() -> None:
             (small / side).mkdir()
             for i in range(max(1, args.n // 5)):
                 os.link(folder / side / f"c{i:05d}.wav", small / side / f"c{i:05d}.wav")
-        t_ours, w_ours = ours(folder, args.workers)
+        t_ours, v_ours = ours(folder, args.workers)
         print(f"tiva-bench (workers={args.workers or os.cpu_count()}): {t_ours:.2f} s for {args.n} clips", flush=True)
         t_peer, w_peer = peer_loop(folder, args.n)
         print(f"peer loop (librosa.load + scipy + fastdtw, 1 process): {t_peer:.2f} s", flush=True)
-        worst = max(abs(w_ours[k] - w_peer[k]) / max(abs(w_peer[k]), 1e-12) for k in w_peer)
+        t_runner = runner(folder, args.workers) if args.runner else None
+        worst = max(abs(v_ours[k]["w_dis"] - w_peer[k]) / max(abs(w_peer[k]), 1e-12) for k in w_peer)
+        n_check = min(args.n, 200)
+        exact = peer_values(folder, n_check)
+        worst_w = max(abs(v_ours[k]["w_dis"] - w) / abs(w) for k, (w, _) in exact.items())
+        worst_d = max(abs(v_ours[k]["dtw_dis"] - d) / abs(d) for k, (_, d) in exact.items())
+        cpu_ours, cpu_peer = cpu_per_pair(folder, min(args.n, 32))
         n_dtw = min(args.n, 300)
         t_exact, t_fast = dtw_step(folder, n_dtw)
         mem_small, mem_big = peak_memory_mb(small, args.workers), peak_memory_mb(folder, args.workers)
     numbers = {
         "n_clips": args.n, "cpu_count": os.cpu_count(),
         "ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3), "pipeline_speedup": round(t_peer / t_ours, 2),
+        "cpu_ms_per_pair_ours": round(cpu_ours, 2), "cpu_ms_per_pair_peer": round(cpu_peer, 2), "cpu_ratio": round(cpu_peer / cpu_ours, 2),
         "dtw_exact_ms_per_pair": round(1e3 * t_exact / n_dtw, 4), "fastdtw_ms_per_pair": round(1e3 * t_fast / n_dtw, 3),
         "dtw_speedup_vs_fastdtw": round(t_fast / t_exact, 1),
         "max_rel_diff_w_dis_vs_peer": worst,
+        f"max_rel_diff_w_dis_vs_librosa_odf_{n_check}_clips": worst_w,
+        f"max_rel_diff_dtw_dis_vs_librosa_odf_{n_check}_clips": worst_d,
         f"peak_rss_mb_{max(1, args.n // 5)}_clips": round(mem_small, 1), f"peak_rss_mb_{args.n}_clips": round(mem_big, 1),
     }
+    if t_runner is not None:
+        numbers["runner_score_folders_s"] = round(t_runner, 3)
     print(json.dumps(numbers, indent=2))
-    print(f"pipeline: {numbers['pipeline_speedup']}x the peer loop; DTW step: {numbers['dtw_speedup_vs_fastdtw']}x fastdtw")
+    print(f"pipeline: {numbers['pipeline_speedup']}x the peer loop (CPU per pair: {numbers['cpu_ratio']}x); DTW step: {numbers['dtw_speedup_vs_fastdtw']}x fastdtw; "
+          f"peak memory {mem_small:.0f} MB ({max(1, args.n // 5)} clips) / {mem_big:.0f} MB ({args.n} clips)")
     if args.json:
         Path(args.json).write_text(json.dumps(numbers, indent=2))
 

@@ -71,8 +71,8 @@ GROUPS: Registry[Callable[[WaveAt, WaveAt, Any], dict[str, float]]] = Registry("
 def _sync_group(gen_at: WaveAt, ref_at: WaveAt, cfg: Any) -> dict[str, float | UndefinedMetric]:
     """W-dis and DTW-dis share the two onset-strength curves."""
     s = cfg.sync
-    gen_odf = onset_strength(gen_at(s.sample_rate), s.sample_rate, s.hop_length, s.n_fft, s.n_mels)
-    ref_odf = onset_strength(ref_at(s.sample_rate), s.sample_rate, s.hop_length, s.n_fft, s.n_mels)
+    gen_odf = onset_strength(gen_at(s.sample_rate), s.sample_rate, s.hop_length, s.n_fft, s.n_mels, s.odf_impl)
+    ref_odf = onset_strength(ref_at(s.sample_rate), s.sample_rate, s.hop_length, s.n_fft, s.n_mels, s.odf_impl)
     out: dict[str, float | UndefinedMetric] = {"dtw_dis": dtw_dis_from_odf(gen_odf, ref_odf, s.dtw, s.fastdtw_radius)}
     try:
         out["w_dis"] = w_dis_from_odf(gen_odf, ref_odf, s.silent_policy)

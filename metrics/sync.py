@@ -1,16 +1,37 @@
-"""Public synchronisation metrics on waveforms, and thin stateful classes over them."""
+"""Public synchronisation metrics on waveforms, thin stateful classes over them, and the batched
+file-to-values path that scores sync metrics for many pairs of files.
+
+``score_sync_chunk`` decodes a list of pairs (the one decoder in ``tiva_bench.core.audio``: same
+mono mix, soxr resampling and window as every other metric) and computes W-dis and DTW-dis for all
+of them with ``sync_batch`` (one batched onset-strength call, batched W-dis and DTW). Its outcomes
+are those of the per-pair scorer: a ``ClipResult`` per pair, or a skipped entry with a reason.
+``iter_sync_scores`` runs chunks in worker processes that need only numpy, scipy.fft and
+soundfile (no librosa, numba or torch), one BLAS thread each, and yields the outcomes in input
+order.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import multiprocessing as mp
+import os
+import sys
+import threading
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from tiva_bench.core.audio import AudioClip
+from tiva_bench.core.errors import InputError
+from tiva_bench.core.results import ClipResult
 from tiva_bench.metrics.functional.common import UndefinedMetric
 from tiva_bench.metrics.functional.onsets import onset_metrics as _onset_metrics
 from tiva_bench.core.signal import crop_or_pad, resample
-from tiva_bench.metrics.functional.sync import dtw_dis_from_odf, onset_strength, w_dis_from_odf
+from tiva_bench.metrics.functional.sync import dtw_dis_from_odf, onset_strength, sync_batch, w_dis_from_odf
 
 
 class UndefinedMetricWarning(UserWarning):
@@ -29,10 +50,10 @@ def _prepare(wav: np.ndarray, sr: int, target_sr: int, window_s: float) -> np.nd
     return crop_or_pad(wav, target_sr, window_s)[0]
 
 
-def _odfs(gen_wav, ref_wav, sr, target_sr, hop_length, n_fft, n_mels, window_s):
+def _odfs(gen_wav, ref_wav, sr, target_sr, hop_length, n_fft, n_mels, window_s, odf_impl="fast"):
     gen = _prepare(gen_wav, sr, target_sr, window_s)
     ref = _prepare(ref_wav, sr, target_sr, window_s)
-    return (onset_strength(gen, target_sr, hop_length, n_fft, n_mels), onset_strength(ref, target_sr, hop_length, n_fft, n_mels))
+    return (onset_strength(gen, target_sr, hop_length, n_fft, n_mels, odf_impl), onset_strength(ref, target_sr, hop_length, n_fft, n_mels, odf_impl))
 
 
 def _nan_with_warning(exc: UndefinedMetric, name: str) -> float:
@@ -40,27 +61,28 @@ def _nan_with_warning(exc: UndefinedMetric, name: str) -> float:
     return math.nan
 
 
-def w_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = 16000, *, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128, window_s: float = 8.0, silent_policy: str = "nan") -> float:
+def w_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = 16000, *, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128, window_s: float = 8.0, silent_policy: str = "nan", odf_impl: str = "fast") -> float:
     """W-dis (frames) between a generated and a reference waveform, both at ``sr`` Hz.
 
     Both are mixed to mono, resampled to 16 kHz (soxr HQ) when ``sr`` differs, cut or zero-padded
     to the first ``window_s`` seconds (0 keeps them whole), and compared through their
-    onset-strength curves (TiVA Sec. 4.1.3). Returns NaN with an ``UndefinedMetricWarning`` when a
-    side is digital silence (see ``silent_policy``).
+    onset-strength curves (TiVA Sec. 4.1.3; ``odf_impl="librosa"`` uses librosa's own curve).
+    Returns NaN with an ``UndefinedMetricWarning`` when a side is digital silence (see
+    ``silent_policy``).
     """
-    g, r = _odfs(gen_wav, ref_wav, sr, 16000, hop_length, n_fft, n_mels, window_s)
+    g, r = _odfs(gen_wav, ref_wav, sr, 16000, hop_length, n_fft, n_mels, window_s, odf_impl)
     try:
         return w_dis_from_odf(g, r, silent_policy)
     except UndefinedMetric as exc:
         return _nan_with_warning(exc, "w_dis")
 
 
-def dtw_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = 16000, *, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128, window_s: float = 8.0, method: str = "exact", radius: int = 1) -> float:
+def dtw_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = 16000, *, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128, window_s: float = 8.0, method: str = "exact", radius: int = 1, odf_impl: str = "fast") -> float:
     """DTW-dis between a generated and a reference waveform (same preparation as ``w_dis``).
 
     ``method="exact"`` (default, compiled) or ``"fastdtw"`` with ``radius`` (approximate).
     """
-    g, r = _odfs(gen_wav, ref_wav, sr, 16000, hop_length, n_fft, n_mels, window_s)
+    g, r = _odfs(gen_wav, ref_wav, sr, 16000, hop_length, n_fft, n_mels, window_s, odf_impl)
     return dtw_dis_from_odf(g, r, method, radius)
 
 
@@ -118,3 +140,182 @@ class DTWDis(MeanOfClips):
 
     def __init__(self, sr: int = 16000, **kwargs):
         super().__init__(dtw_dis, sr=sr, **kwargs)
+
+
+SYNC_METRICS = ("w_dis", "dtw_dis")
+# what a sync worker process imports before forking: nothing heavy (no librosa/numba/torch/av)
+WORKER_PRELOAD = ["numpy", "scipy.fft", "soundfile", "tiva_bench.metrics.sync"]
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _pair_fields(pair: Any) -> tuple[str, Any, Any]:
+    """``(key, gen, ref)`` of a pairing ``Pair`` (``.key``, ``.gen``, ``.ref``) or a 3-tuple."""
+    if isinstance(pair, tuple):
+        return pair
+    return pair.key, pair.gen, pair.ref
+
+
+def _load_pair(key: str, gen_path, ref_path, audio_cfg: Any) -> tuple[AudioClip, AudioClip] | dict:
+    clips = []
+    for side, path in (("generated", gen_path), ("reference", ref_path)):
+        try:
+            clips.append(AudioClip.load(path, audio_cfg.window_s, audio_cfg.min_duration_s))
+        except InputError as exc:
+            fix = f" ({exc.fix})" if exc.fix else ""
+            return {"clip": key, "reason": f"{side} file {exc.reason}{fix}", "path": str(path)}
+    return clips[0], clips[1]
+
+
+def _sync_values(gen: list[np.ndarray], ref: list[np.ndarray], s: Any) -> dict[str, list]:
+    return sync_batch(gen, ref, s.sample_rate, s.hop_length, s.n_fft, s.n_mels, dtw=s.dtw,
+                      fastdtw_radius=s.fastdtw_radius, silent_policy=s.silent_policy, odf_impl=getattr(s, "odf_impl", "fast"))
+
+
+def score_sync_chunk(pairs: Sequence[Any], cfg: Any, names: Sequence[str] = SYNC_METRICS) -> list[ClipResult | dict]:
+    """Score W-dis / DTW-dis for a list of pairs; one outcome per pair, in order.
+
+    ``pairs``: pairing ``Pair`` objects or ``(key, gen_path, ref_path)`` tuples. ``cfg``: a
+    ``ScoreConfig`` (its ``audio`` window and ``sync`` settings are used). A pair whose file
+    cannot be decoded gives a skipped entry ``{"clip", "reason", "path"}``; otherwise a
+    ``ClipResult`` with ``values`` for ``names`` (NaN with the reason in ``undefined`` where a
+    value does not exist). Windows of equal length are scored in one ``sync_batch`` call; if that
+    call fails, the pairs are scored one by one so an odd clip only affects itself.
+    """
+    s = cfg.sync
+    outcomes: list[ClipResult | dict] = []
+    by_length: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for pair in pairs:
+        key, gen_path, ref_path = _pair_fields(pair)
+        loaded = _load_pair(key, gen_path, ref_path, cfg.audio)
+        if isinstance(loaded, dict):
+            outcomes.append(loaded)
+            continue
+        gen, ref = loaded
+        result = ClipResult(
+            clip=key, gen=str(gen_path), ref=str(ref_path), gen_sr=gen.native_sr, ref_sr=ref.native_sr,
+            gen_padded_s=round(gen.padded_s, 6), ref_padded_s=round(ref.padded_s, 6),
+            gen_silent=gen.is_silent, ref_silent=ref.is_silent,
+        )
+        g, r = gen.at(s.sample_rate), ref.at(s.sample_rate)
+        if g.shape != r.shape:  # whole clips (window 0) of different lengths: score the pair alone
+            by_length.setdefault(-len(outcomes) - 1, []).append((len(outcomes), g, r))
+        else:
+            by_length.setdefault(g.shape[-1], []).append((len(outcomes), g, r))
+        outcomes.append(result)
+    for group in by_length.values():
+        for index, produced in _score_group(group, s):
+            result = outcomes[index]
+            for name in names:
+                value = produced[name]
+                if isinstance(value, UndefinedMetric):
+                    result.values[name] = math.nan
+                    result.undefined[name] = str(value)
+                else:
+                    result.values[name] = float(value)
+    return outcomes
+
+
+def _score_group(group: list[tuple[int, np.ndarray, np.ndarray]], s: Any) -> Iterator[tuple[int, dict]]:
+    """``(outcome index, {name: value})`` for every pair of one group of equal-length windows."""
+    if group[0][1].shape == group[0][2].shape:
+        try:
+            values = _sync_values([g for _, g, _ in group], [r for _, _, r in group], s)
+            for k, (index, _, _) in enumerate(group):
+                yield index, {name: values[name][k] for name in SYNC_METRICS}
+            return
+        except Exception:  # noqa: BLE001 - fall back to one pair at a time below
+            pass
+    for index, g, r in group:
+        try:
+            values = _pair_values(g, r, s)
+        except Exception as exc:  # a bug or an odd signal must not end a long run
+            reason = UndefinedMetric(f"error in sync metrics: {type(exc).__name__}: {exc}")
+            values = {name: reason for name in SYNC_METRICS}
+        yield index, values
+
+
+def _pair_values(g: np.ndarray, r: np.ndarray, s: Any) -> dict:
+    impl = getattr(s, "odf_impl", "fast")
+    g_odf = onset_strength(g, s.sample_rate, s.hop_length, s.n_fft, s.n_mels, impl)
+    r_odf = onset_strength(r, s.sample_rate, s.hop_length, s.n_fft, s.n_mels, impl)
+    out: dict = {"dtw_dis": dtw_dis_from_odf(g_odf, r_odf, s.dtw, s.fastdtw_radius)}
+    try:
+        out["w_dis"] = w_dis_from_odf(g_odf, r_odf, s.silent_policy)
+    except UndefinedMetric as exc:
+        out["w_dis"] = exc
+    return out
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """One BLAS thread in this process while scoring here: the mel products are small, and a
+    multi-threaded BLAS on a busy machine costs several times more CPU than it saves.
+    A no-op without threadpoolctl (installed with librosa's scikit-learn)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - librosa brings it
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _sync_pool_context():
+    """How worker processes start.
+
+    ``fork`` when that is safe and available (Linux, no other Python thread in this process, no
+    torch loaded, whose OpenMP pool does not survive a fork): workers start at once with the
+    modules already imported here. Otherwise ``forkserver`` (workers fork from a server that
+    imported ``WORKER_PRELOAD`` once), else ``spawn``.
+    """
+    methods = mp.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
+        return mp.get_context("fork")
+    if "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(WORKER_PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
+
+
+def iter_sync_scores(pairs: Iterable[Any], cfg: Any, names: Sequence[str] = SYNC_METRICS, workers: int | None = None, chunk_size: int = 16) -> Iterator[ClipResult | dict]:
+    """Outcomes of ``score_sync_chunk`` for every pair, in input order, over worker processes.
+
+    ``workers``: processes (default ``cfg.workers``; 0 = one per CPU core); with one, or fewer
+    pairs than two chunks, everything runs in this process. Workers take chunks of
+    ``chunk_size`` pairs from the front; whenever the next chunk due is not ready yet (while
+    the workers start, say), this process scores the last unclaimed chunk itself, so start-up
+    time is not lost. Memory does not grow with the number of pairs: a worker holds one chunk
+    (about 60 MB at 8-s windows), and finished outcomes are small.
+    """
+    pairs = list(pairs)
+    n = workers if workers is not None else getattr(cfg, "workers", 0)
+    chunks = [pairs[i:i + chunk_size] for i in range(0, len(pairs), chunk_size)]
+    n = max(1, min(n if n > 0 else (os.cpu_count() or 1), len(chunks) - 1))
+    score = functools.partial(score_sync_chunk, cfg=cfg, names=tuple(names))
+    if n == 1:
+        with _one_blas_thread():
+            for chunk in chunks:
+                yield from score(chunk)
+        return
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})  # the parallelism is across chunks
+    try:
+        with ProcessPoolExecutor(n, mp_context=_sync_pool_context()) as pool, _one_blas_thread():
+            pending: dict[int, Any] = {}  # chunk index -> future
+            here: dict[int, list] = {}  # chunk index -> outcomes scored in this process
+            front, back = 0, len(chunks)  # chunks [front, back) are unclaimed
+            for due in range(len(chunks)):
+                while front < back and len(pending) < 2 * n:
+                    pending[front] = pool.submit(score, chunks[front])
+                    front += 1
+                while due not in here and not pending[due].done() and front < back:
+                    back -= 1
+                    here[back] = score(chunks[back])
+                yield from here.pop(due) if due in here else pending.pop(due).result()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

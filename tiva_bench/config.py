@@ -53,6 +53,7 @@ class SyncConfig:
     dtw: str = "exact"
     fastdtw_radius: int = 1
     silent_policy: str = "nan"
+    odf_impl: str = "fast"  # "fast": batched, within 1e-5 of librosa's curve max; "librosa": librosa's own
 
 
 @dataclass

@@ -1,0 +1,216 @@
+"""Onset strength (spectral flux of the log-power mel spectrogram), batched and exact.
+
+The same curve as ``librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop_length, n_fft=n_fft,
+n_mels=n_mels)`` with librosa's other defaults (Hann window, centred frames with zero padding,
+power 2, Slaney mel bank from 0 Hz to ``sr / 2``, ``power_to_db`` with ``amin=1e-10``,
+``top_db=80`` relative to the clip's own maximum, lag 1, no maximum filter, mean over bands, no
+detrending), computed for many clips at once:
+
+* the same arithmetic as librosa: float32 samples times the float64 window, a float64 FFT
+  rounded to complex64, float32 power and mel product, float32 dB and band mean in band order.
+  A float32 FFT would be twice as fast but is not accurate enough: its rounding noise, relative
+  to a frame's energy, reaches the quiet bands that stay above the 80-dB floor (errors up to
+  5e-6 of the curve's maximum and 4e-5 relative on W-dis, measured);
+* the mel filter bank and the window are built once per setting and cached (librosa rebuilds
+  the bank on every call, which costs more than the transform at the protocol's settings), and
+  the mel product only visits the bank's non-zero blocks (``mel_bank_bands``, 8x fewer
+  multiply-adds at 128 mels);
+* frames of several clips go through one ``scipy.fft.rfft`` call, in blocks of a few clips so
+  the working set stays in cache and memory stays flat;
+* librosa itself is not imported: it pulls in numba and adds seconds to every worker process's
+  start. The bank is the Slaney formula and the window scipy's, both tested equal to librosa's.
+
+Agreement with librosa: every frame within 1e-5 of the curve's maximum; measured below 1e-7 (the
+mel product adds the same terms in another order, as librosa's own BLAS does with another thread
+count). Digital silence gives exactly zero, as in librosa. ``tests/test_onset_strength.py``
+checks this against librosa on clicks, tones, noise, chirps, near-floor bursts, DC, silence,
+clips from 0 samples to minutes, several rates and settings.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+
+AMIN = 1e-10  # librosa.power_to_db's floor on power
+TOP_DB = 80.0  # librosa.power_to_db's dynamic range below the clip's maximum
+_MEMORY_BUDGET = 8 << 20  # bytes of float64 frames per transform call (4 clips of 8 s at hop 1280 = 6.6 MB)
+
+
+def hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (librosa's default, ``htk=False``): linear below 1 kHz, log above."""
+    f = np.asarray(frequencies, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    mels = f / f_sp
+    log_part = f >= min_log_hz
+    return np.where(log_part, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, mels)
+
+
+def mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Inverse of ``hz_to_mel``."""
+    m = np.asarray(mels, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@functools.lru_cache(maxsize=32)
+def mel_filter_bank(sr: int, n_fft: int, n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape ``(n_mels, 1 + n_fft // 2)``, float32.
+
+    Equals ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)``
+    (``fmax=None`` means ``sr / 2``): filter ``i`` rises from mel point ``i`` to ``i + 1`` and
+    falls to ``i + 2`` over ``n_mels + 2`` points evenly spaced in mel, scaled by
+    ``2 / (f[i + 2] - f[i])``. Filters narrower than one FFT bin are all zero, as in librosa.
+    Cached; the returned array is read-only.
+    """
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sr)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
+    weights = (weights * (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]).astype(np.float32)  # float32 then scaled, as librosa
+    weights.setflags(write=False)
+    return weights
+
+
+@functools.lru_cache(maxsize=32)
+def mel_bank_bands(sr: int, n_fft: int, n_mels: int = 128, group: int = 16) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """The bank cut into groups of ``group`` consecutive filters and the FFT bins they touch.
+
+    Each entry is ``(first_filter, end_filter, first_bin, end_bin, weights)`` with ``weights``
+    the contiguous ``(end_filter - first_filter, end_bin - first_bin)`` block of the bank; every
+    non-zero weight of the bank lies in exactly one block. The product with a power spectrum
+    then costs about ``n_bins * group`` multiply-adds per frame instead of
+    ``n_bins * n_mels`` (8x fewer at 128 mels), with the same terms summed.
+    """
+    bank = mel_filter_bank(sr, n_fft, n_mels)
+    out = []
+    for first in range(0, n_mels, group):
+        end = min(n_mels, first + group)
+        cols = np.flatnonzero(bank[first:end].any(axis=0))
+        lo, hi = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 0)
+        weights = np.ascontiguousarray(bank[first:end, lo:hi])
+        weights.setflags(write=False)
+        out.append((first, end, lo, hi, weights))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=32)
+def hann_window(n_fft: int) -> np.ndarray:
+    """Periodic Hann window, float64, read-only: ``scipy.signal.get_window("hann", n_fft)`` (the
+    window librosa uses), computed by scipy's own formula so the values are identical."""
+    if n_fft <= 1:
+        w = np.ones(n_fft)
+    else:
+        fac = np.linspace(-np.pi, np.pi, n_fft + 1)
+        w = np.zeros(n_fft + 1)
+        w += 0.5 * np.cos(0 * fac)
+        w += 0.5 * np.cos(1 * fac)
+        w = w[:-1].copy()
+    w.setflags(write=False)
+    return w
+
+
+def n_frames(n_samples: int, hop_length: int, n_fft: int) -> int:
+    """Frames of a centred STFT: ``1 + (n + 2 * (n_fft // 2) - n_fft) // hop_length``."""
+    return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
+
+
+def _log_mel_block(rows: Sequence[np.ndarray], n: int, hop_length: int, n_fft: int, bands: tuple) -> np.ndarray:
+    """Log-power mel spectrogram in dB (before the top-db floor) of a few clips, ``(k, n_mels, T)``.
+
+    The clips (as float32, as librosa gets them) are copied once into a zero-padded float64 buffer
+    (the centring) and framed by a strided view. Then librosa's arithmetic: frames times the
+    float64 window, a float64 FFT
+    rounded to complex64, magnitude squared in float32, a float32 mel product, ``10 log10`` in
+    float32. Frames are transformed in chunks of at most ``_MEMORY_BUDGET`` bytes.
+    """
+    import scipy.fft
+
+    k, half = len(rows), n_fft // 2
+    padded = np.zeros((k, n + 2 * half))  # float64: float32 samples exactly, so no cast per frame
+    for r, row in enumerate(rows):
+        padded[r, half:half + n] = np.asarray(row, dtype=np.float32)
+    t = n_frames(n, hop_length, n_fft)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length][:, :t]
+    window = hann_window(n_fft)
+    mel = np.empty((k, bands[-1][1], t), dtype=np.float32)
+    step = max(1, _MEMORY_BUDGET // (8 * n_fft * k))
+    buf = np.empty((k, min(step, t), n_fft), dtype=np.float64)
+    for s in range(0, t, step):
+        e = min(t, s + step)
+        chunk = buf[:, : e - s]
+        np.multiply(frames[:, s:e], window, out=chunk)
+        spec = scipy.fft.rfft(chunk, axis=-1, overwrite_x=True).astype(np.complex64)
+        power = np.abs(spec)
+        np.square(power, out=power)  # (k, e - s, bins)
+        power_t = power.transpose(0, 2, 1)  # (k, bins, e - s)
+        for first, end, lo, hi, weights in bands:
+            if hi > lo:
+                np.matmul(weights, power_t[:, lo:hi], out=mel[:, first:end, s:e])
+            else:  # filters narrower than one bin: zero, as in librosa
+                mel[:, first:end, s:e] = 0.0
+    np.maximum(mel, AMIN, out=mel)
+    np.log10(mel, out=mel)
+    mel *= np.float32(10.0)
+    return mel
+
+
+def onset_strength_batch(
+    y: np.ndarray | Sequence[np.ndarray],
+    sr: int = 16000,
+    hop_length: int = 1280,
+    n_fft: int = 2048,
+    n_mels: int = 128,
+    block: int = 4,
+) -> np.ndarray:
+    """Onset-strength curves of equal-length clips, ``(B, n) -> (B, n_frames)`` float32, >= 0.
+
+    ``y``: real waveforms at ``sr`` Hz, as an array ``(B, n)`` or a sequence of ``B`` arrays
+    ``(n,)`` (not copied into one array), or one array ``(n,)`` (then the result is
+    ``(n_frames,)``); ``n_frames = 1 + n // hop_length`` for an even ``n_fft``. Any length works,
+    including clips shorter than one frame (one frame, value 0). Each curve is librosa's (see the
+    module docstring); ``block`` clips share one transform call (memory about ``block`` x 5 x
+    the clip's samples x 4 bytes; speed barely changes above 4). Raises ``ValueError`` for
+    non-finite samples, as librosa does.
+    """
+    single = isinstance(y, np.ndarray) and y.ndim == 1
+    rows = [y] if single else list(y)
+    if any(np.ndim(row) != 1 for row in rows) or len({np.shape(row)[0] for row in rows}) > 1:
+        raise ValueError("expected waveforms of shape (n,) or (B, n) (equal lengths)")
+    if any(not np.issubdtype(np.asarray(row).dtype, np.floating) for row in rows):
+        raise ValueError("expected floating-point samples")
+    if min(sr, hop_length, n_fft, n_mels, block) <= 0:
+        raise ValueError("sr, hop_length, n_fft, n_mels and block must be positive")
+    n = y.shape[-1] if isinstance(y, np.ndarray) else (np.shape(rows[0])[0] if rows else 0)
+    t = n_frames(n, hop_length, n_fft)
+    bands = mel_bank_bands(int(sr), int(n_fft), int(n_mels))
+    lead = 1 + n_fft // (2 * hop_length)  # librosa pads the lag and the centring offset in front
+    out = np.zeros((len(rows), t), dtype=np.float32)
+    for s in range(0, len(rows), block):
+        db = _log_mel_block(rows[s:s + block], n, hop_length, n_fft, bands)  # (k, n_mels, t)
+        floor = db.max(axis=(1, 2), keepdims=True) - np.float32(TOP_DB)
+        if not np.all(np.isfinite(floor)):  # NaN/Inf samples reach every clip's maximum
+            raise ValueError("waveform holds NaN/Inf samples")
+        np.maximum(db, floor, out=db)
+        flux = db[:, :, 1:] - db[:, :, :-1]
+        np.maximum(flux, np.float32(0.0), out=flux)
+        curve = flux.mean(axis=1)  # float32, bands added in order, as librosa's np.mean(axis=-2)
+        keep = max(0, min(t - lead, curve.shape[1]))
+        out[s:s + db.shape[0], lead:lead + keep] = curve[:, :keep]
+    return out[0] if single else out
+
+
+def onset_strength_librosa(y: np.ndarray, sr: int = 16000, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128) -> np.ndarray:
+    """librosa's own ``onset_strength`` on one clip (the reference implementation), float32."""
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    return librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels)
