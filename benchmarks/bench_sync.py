@@ -4,7 +4,7 @@ Both sides do the same work on the same files: decode two 8-s 16-kHz wav files p
 onset-strength curves (hop 1280), W-dis and DTW-dis. The peer is the loop most papers' scripts
 use: ``librosa.load`` -> ``librosa.onset.onset_strength`` -> ``scipy.stats.wasserstein_distance``
 -> ``fastdtw`` (PyPI build). tiva-bench's side is the path ``tiva-bench metrics`` takes for
-sync-only metrics: pairing, ``tiva_bench.metrics.sync.iter_sync_scores`` (decoding, batched
+sync-only metrics: ``tiva_bench.runner.score_folders`` (pairing, decoding, batched
 onset strength, W-dis and exact DTW in worker processes that import no librosa, numba or torch),
 set means; its whole wall time is counted, worker start-up included. Printed: wall time of each,
 the ratio, CPU time per pair of each on the same 32 pairs in one process (less sensitive to other
@@ -67,17 +67,14 @@ def peer_loop(folder: Path, n: int) -> tuple[float, dict[str, float]]:
 
 
 def pipeline(gen_dir: Path, ref_dir: Path, workers: int) -> dict[str, dict[str, float]]:
-    """The sync-only scoring path of ``tiva-bench metrics``: pair, score in workers, set means."""
+    """Exactly what ``tiva-bench metrics GEN REF --metrics w_dis,dtw_dis`` runs: ``score_folders``
+    (pairing, the batched sync path in worker processes under the pool supervisor, set means and
+    their bootstrap intervals)."""
     from tiva_bench.config import ScoreConfig
-    from tiva_bench.core.results import ClipResult, aggregate
-    from tiva_bench.metrics.sync import iter_sync_scores
-    from tiva_bench.pairing import pair_folders
+    from tiva_bench.runner import score_folders
 
-    cfg = ScoreConfig(metrics=["w_dis", "dtw_dis"], workers=workers).validate()
-    pairs = pair_folders(gen_dir, ref_dir, cfg.pairing).pairs
-    clips = [c for c in iter_sync_scores(pairs, cfg) if isinstance(c, ClipResult)]
-    aggregate(clips, ["w_dis", "dtw_dis"])
-    return {c.clip: c.values for c in clips}
+    results = score_folders(gen_dir, ref_dir, ScoreConfig(metrics=["w_dis", "dtw_dis"], workers=workers))
+    return {c.clip: c.values for c in results.clips}
 
 
 def ours(folder: Path, workers: int) -> tuple[float, dict[str, dict[str, float]]]:

@@ -5,23 +5,16 @@ file-to-values path that scores sync metrics for many pairs of files.
 mono mix, soxr resampling and window as every other metric) and computes W-dis and DTW-dis for all
 of them with ``sync_batch`` (one batched onset-strength call, batched W-dis and DTW). Its outcomes
 are those of the per-pair scorer: a ``ClipResult`` per pair, or a skipped entry with a reason.
-``iter_sync_scores`` runs chunks in worker processes that need only numpy, scipy.fft and
-soundfile (no librosa, numba or torch), one BLAS thread each, and yields the outcomes in input
-order.
+It needs only numpy, scipy.fft and the decoders (no librosa, numba or torch); the scoring runner
+calls it on chunks of pairs in worker processes under the one pool supervisor
+(``tiva_bench.core.pool``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import multiprocessing as mp
-import os
-import sys
-import threading
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -144,8 +137,6 @@ class DTWDis(MeanOfClips):
 
 SYNC_METRICS = ("w_dis", "dtw_dis")
 # what a sync worker process imports before forking: nothing heavy (no librosa/numba/torch/av)
-WORKER_PRELOAD = ["numpy", "scipy.fft", "soundfile", "tiva_bench.metrics.sync"]
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def _pair_fields(pair: Any) -> tuple[str, Any, Any]:
@@ -246,76 +237,3 @@ def _pair_values(g: np.ndarray, r: np.ndarray, s: Any) -> dict:
     return out
 
 
-@contextlib.contextmanager
-def _one_blas_thread():
-    """One BLAS thread in this process while scoring here: the mel products are small, and a
-    multi-threaded BLAS on a busy machine costs several times more CPU than it saves.
-    A no-op without threadpoolctl (installed with librosa's scikit-learn)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - librosa brings it
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-def _sync_pool_context():
-    """How worker processes start.
-
-    ``fork`` when that is safe and available (Linux, no other Python thread in this process, no
-    torch loaded, whose OpenMP pool does not survive a fork): workers start at once with the
-    modules already imported here. Otherwise ``forkserver`` (workers fork from a server that
-    imported ``WORKER_PRELOAD`` once), else ``spawn``.
-    """
-    methods = mp.get_all_start_methods()
-    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
-        return mp.get_context("fork")
-    if "forkserver" in methods:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(WORKER_PRELOAD)
-        return ctx
-    return mp.get_context("spawn")
-
-
-def iter_sync_scores(pairs: Iterable[Any], cfg: Any, names: Sequence[str] = SYNC_METRICS, workers: int | None = None, chunk_size: int = 16) -> Iterator[ClipResult | dict]:
-    """Outcomes of ``score_sync_chunk`` for every pair, in input order, over worker processes.
-
-    ``workers``: processes (default ``cfg.workers``; 0 = one per CPU core); with one, or fewer
-    pairs than two chunks, everything runs in this process. Workers take chunks of
-    ``chunk_size`` pairs from the front; whenever the next chunk due is not ready yet (while
-    the workers start, say), this process scores the last unclaimed chunk itself, so start-up
-    time is not lost. Memory does not grow with the number of pairs: a worker holds one chunk
-    (about 60 MB at 8-s windows), and finished outcomes are small.
-    """
-    pairs = list(pairs)
-    n = workers if workers is not None else getattr(cfg, "workers", 0)
-    chunks = [pairs[i:i + chunk_size] for i in range(0, len(pairs), chunk_size)]
-    n = max(1, min(n if n > 0 else (os.cpu_count() or 1), len(chunks) - 1))
-    score = functools.partial(score_sync_chunk, cfg=cfg, names=tuple(names))
-    if n == 1:
-        with _one_blas_thread():
-            for chunk in chunks:
-                yield from score(chunk)
-        return
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})  # the parallelism is across chunks
-    try:
-        with ProcessPoolExecutor(n, mp_context=_sync_pool_context()) as pool, _one_blas_thread():
-            pending: dict[int, Any] = {}  # chunk index -> future
-            here: dict[int, list] = {}  # chunk index -> outcomes scored in this process
-            front, back = 0, len(chunks)  # chunks [front, back) are unclaimed
-            for due in range(len(chunks)):
-                while front < back and len(pending) < 2 * n:
-                    pending[front] = pool.submit(score, chunks[front])
-                    front += 1
-                while due not in here and not pending[due].done() and front < back:
-                    back -= 1
-                    here[back] = score(chunks[back])
-                yield from here.pop(due) if due in here else pending.pop(due).result()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -43,3 +43,23 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pool_workers(pid: int) -> set[int]:
+    """Worker processes of a run: forked from it directly (same command line) or from its forkserver."""
+    own = cmdline(pid)
+    out = set()
+    for p in descendants(pid):
+        if not alive(p):
+            continue
+        parent = parent_of(p)
+        if (parent == pid and cmdline(p) == own) or (parent is not None and parent != pid and "forkserver" in cmdline(parent)):
+            out.add(p)
+    return out

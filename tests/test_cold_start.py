@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import clicks
-from tests.procs import alive as _alive, descendants as _descendants
+from tests.procs import pool_workers
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = "w_dis,dtw_dis,onset_acc,onset_ap"
@@ -111,13 +111,10 @@ def test_a_worker_killed_mid_run_loses_no_clip(tmp_path):
     deadline = time.time() + 300
     while proc.poll() is None and killed is None and time.time() < deadline:
         time.sleep(0.1)
-        # workers are forked from the forkserver, which is a child of the run: grandchildren
-        for child in _descendants(proc.pid):
-            grandchildren = [p for p in _descendants(child) if _alive(p)]
-            if grandchildren:
-                killed = grandchildren[0]
-                os.kill(killed, signal.SIGKILL)
-                break
+        workers = sorted(pool_workers(proc.pid))
+        if workers:
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
     rc, err = _finish(proc)
     assert killed is not None, "no worker process was seen"
     assert rc == 0, err

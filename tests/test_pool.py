@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import alive as _alive, children as _children, descendants as _descendants
+from tests.procs import alive as _alive, descendants as _descendants, pool_workers
 from tiva_bench.core.pool import TaskFailure, n_workers, supervised_map, usable_cpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,8 +78,8 @@ def test_workers_die_with_a_killed_parent(tmp_path):
         deadline = time.time() + 60
         workers: set[int] = set()
         while time.time() < deadline and len(workers) < 2:
-            time.sleep(0.2)  # workers are forked by the forkserver: the run's grandchildren
-            workers = {w for child in _children(parent.pid) for w in _descendants(child)}
+            time.sleep(0.2)
+            workers = pool_workers(parent.pid)
         assert len(workers) >= 2, "the workers did not start"
         everything = _descendants(parent.pid)
         parent.send_signal(signal.SIGKILL)

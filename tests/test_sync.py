@@ -275,19 +275,24 @@ def test_score_sync_chunk_matches_the_plain_librosa_pipeline(sync_pairs):
     assert out[3].gen_sr == 44100 and out[4].gen_padded_s == pytest.approx(6.0) and out[5].gen_silent
 
 
-def test_iter_sync_scores_in_workers_equals_one_process(sync_pairs):
+def test_batched_sync_path_in_workers_equals_one_process(sync_pairs):
+    """The runner's sync-only path (chunks of pairs in worker processes) gives the per-pair path's values."""
     from tiva_bench.config import ScoreConfig
-    from tiva_bench.metrics.sync import iter_sync_scores
+    from tiva_bench.pairing import Pair
+    from tiva_bench.runner import iter_clip_outcomes
+    from tiva_bench.metrics.registry import resolve_metrics
 
-    cfg = ScoreConfig(metrics=["w_dis", "dtw_dis"])
-    serial = list(iter_sync_scores(sync_pairs * 3, cfg, workers=1, chunk_size=2))
-    pooled = list(iter_sync_scores(sync_pairs * 3, cfg, workers=2, chunk_size=2))
-    assert len(pooled) == len(serial) == 27
-
-    def summary(o):
-        return (o["clip"], o["reason"]) if isinstance(o, dict) else (o.clip, o.values, o.undefined)
-
-    assert [repr(summary(o)) for o in pooled] == [repr(summary(o)) for o in serial]
+    pairs = [Pair(f"{key}-{k}", g, r) for k in range(3) for key, g, r in sync_pairs]
+    outcomes = {}
+    for workers, names in ((1, ["w_dis", "dtw_dis"]), (2, ["w_dis", "dtw_dis"]), (1, ["w_dis", "dtw_dis", "energy_l1"])):
+        cfg = ScoreConfig(metrics=names, workers=workers)
+        out = [o for _, o in iter_clip_outcomes(pairs, cfg, resolve_metrics(names))]
+        outcomes[(workers, len(names))] = [
+            (o.skipped["clip"], o.skipped["reason"]) if o.result is None else (o.result.clip, {k: o.result.values[k] for k in ("w_dis", "dtw_dis")})
+            for o in out]
+    assert len(outcomes[(1, 2)]) == len(pairs)
+    assert repr(outcomes[(2, 2)]) == repr(outcomes[(1, 2)])
+    assert repr(outcomes[(1, 3)]) == repr(outcomes[(1, 2)]), "the batched and the per-pair paths agree"
 
 
 def test_sync_scoring_imports_no_librosa_numba_or_torch(sync_pairs, tmp_path):

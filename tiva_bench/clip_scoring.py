@@ -20,6 +20,7 @@ from tiva_bench.core.results import ClipResult
 from tiva_bench.metrics.functional.common import UndefinedMetric
 from tiva_bench.metrics.functional.jit_warmup import JIT_TARGETS
 from tiva_bench.metrics.registry import CLIP_LEVEL, MetricSpec, resolve_metrics
+from tiva_bench.metrics.sync import score_sync_chunk
 from tiva_bench.pairing import Pair
 
 
@@ -98,3 +99,23 @@ def init_worker(cfg: ScoreConfig, names: list[str]) -> None:
 
 def score_pair_in_worker(pair: Pair) -> ClipOutcome:
     return score_pair(pair, _STATE["cfg"], _STATE["specs"])
+
+
+def init_sync_worker(cfg: ScoreConfig, names: list[str]) -> None:
+    """Sync-only workers: the batched path needs no compiled (numba) function."""
+    _STATE["cfg"] = cfg
+    _STATE["names"] = list(names)
+
+
+def score_sync_chunk_in_worker(chunk: list[Pair]) -> list[ClipOutcome]:
+    return [to_outcome(o) for o in score_sync_chunk(chunk, _STATE["cfg"], _STATE["names"])]
+
+
+def to_outcome(outcome: ClipResult | dict) -> ClipOutcome:
+    """A batched scorer's result (``ClipResult`` or skipped entry) as a ``ClipOutcome``."""
+    return ClipOutcome(outcome, None) if isinstance(outcome, ClipResult) else ClipOutcome(None, outcome)
+
+
+def sync_only(specs: list[MetricSpec], cfg: ScoreConfig) -> bool:
+    """True when every metric asked for is W-dis / DTW-dis on the fast onset strength: the batched path applies."""
+    return bool(specs) and all(s.level == CLIP_LEVEL and s.group == "sync" for s in specs) and cfg.sync.odf_impl == "fast"

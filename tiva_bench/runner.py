@@ -19,7 +19,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from tiva_bench.clip_scoring import init_worker, prepare_process, score_pair, score_pair_in_worker
+from tiva_bench.clip_scoring import (init_sync_worker, init_worker, prepare_process, score_pair, score_pair_in_worker,
+                                     score_sync_chunk_in_worker, sync_only)
 from tiva_bench.config import ScoreConfig, to_dict
 from tiva_bench.core.audio import VIDEO_EXTENSIONS
 from tiva_bench.core.data import read_class_label
@@ -50,18 +51,45 @@ def video_for(pair: Pair, videos_dir: str) -> Path | None:
     return next((c for c in candidates if c.exists()), None)
 
 
+SYNC_CHUNK = 16  # pairs per task on the batched sync-only path
+
+
 def iter_clip_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec], on_notice: Callable[[str], None] | None = None):
     """``(index, ClipOutcome | TaskFailure)`` for every pair, in order; worker processes when
-    ``cfg.workers`` asks for more than one and there are enough pairs to pay for them."""
+    ``cfg.workers`` asks for more than one and there are enough pairs to pay for them.
+
+    Sync-only runs (W-dis / DTW-dis) take the batched path: chunks of pairs per task, decoded and
+    scored together (``metrics.sync.score_sync_chunk``); a chunk whose worker died twice is scored
+    again pair by pair, so only the clip that kills a worker is lost.
+    """
+    if sync_only(specs, cfg):
+        yield from _iter_sync_outcomes(pairs, cfg, specs, on_notice)
+        return
     workers = n_workers(cfg.workers, len(pairs), on_notice)
+    prepare_process()  # validates numba's cache once, before any worker loads it
     if workers == 1 or len(pairs) < 8:
-        prepare_process()
         for index, pair in enumerate(pairs):
             yield index, score_pair(pair, cfg, specs)
         return
-    prepare_process()  # validates numba's cache once, before the workers load it
     yield from supervised_map(score_pair_in_worker, pairs, workers=workers, initializer=init_worker,
                               initargs=(cfg, [s.name for s in specs]), on_notice=on_notice)
+
+
+def _iter_sync_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec], on_notice):
+    names = [s.name for s in specs]
+    chunks = [pairs[i:i + SYNC_CHUNK] for i in range(0, len(pairs), SYNC_CHUNK)]
+    workers = n_workers(cfg.workers, len(chunks), on_notice)
+    index = 0
+    for chunk_index, outcome in supervised_map(score_sync_chunk_in_worker, chunks, workers=workers, initializer=init_sync_worker,
+                                               initargs=(cfg, names), on_notice=on_notice):
+        chunk = chunks[chunk_index]
+        if isinstance(outcome, TaskFailure):  # find the clip that failed: one pair per task
+            singles = supervised_map(score_pair_in_worker, chunk, workers=min(workers, len(chunk)), initializer=init_worker,
+                                     initargs=(cfg, names), on_notice=on_notice)
+            outcome = [single for _, single in singles]
+        for single in outcome:
+            yield index, single
+            index += 1
 
 
 def _undefined_warnings(clips: list[ClipResult], set_values: dict) -> list[str]:

@@ -162,8 +162,12 @@ class _Worker:
 
 
 def default_context():
-    """forkserver where available (safe with threads, fast), else spawn."""
+    """How workers start: ``fork`` where it is safe (Linux, no other thread in this process, no torch
+    loaded, whose thread pools do not survive a fork): workers start at once with what this process
+    already imported and compiled. Otherwise ``forkserver`` (safe with threads), else ``spawn``."""
     methods = mp.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
+        return mp.get_context("fork")
     return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
