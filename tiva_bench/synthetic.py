@@ -252,7 +252,8 @@ def _write_one(args: tuple[str, int, int, str, float]) -> str:
     return name
 
 
-def generate(out: str | Path, counts: dict[str, int], seed: int = 0, duration_s: float = DURATION_S, workers: int = 0, progress=None) -> dict[str, int]:
+def generate(out: str | Path, counts: dict[str, int], seed: int = 0, duration_s: float = DURATION_S, workers: int = 0, progress=None,
+             version: int = 1) -> dict[str, int]:
     """Write ``counts[split]`` clips per split under ``out``; returns the counts written.
 
     Clips already present (all three files) are kept, so an interrupted run resumes.
