@@ -1,7 +1,7 @@
 """``tiva-bench ablate``: the TiVA paper's ablations (Tables 3, 4, 5, Figure 5) as data-driven suites.
 
-A suite is a YAML file (bundled under ``configs/suites/`` or a user's own path) naming its rows. A
-row is: a ``label`` (the paper's notation: ``t_{a}``, ``CLS^{4,8,11}``), optional ``slug`` (its
+A suite is a YAML file (bundled under ``configs/suites/`` or a user's own path) naming its rows,
+with optional suite-wide ``config`` and ``train`` overrides that every row's own override. A row is: a ``label`` (the paper's notation: ``t_{a}``, ``CLS^{4,8,11}``), optional ``slug`` (its
 folder name), ``config`` (overrides of ``TiVAConfig``, checked against its fields), ``stages``
 (``all`` or a list of ``layout`` / ``generator`` / ``joint``), ``train`` (overrides of the train
 config: ``steps``, ``lr``, ``batch_size`` as one number or per stage, ``layout_loss_weight``, ...),
@@ -74,7 +74,7 @@ except ImportError:  # pragma: no cover - depends on the installed version
     plot_layout_resolution = ablation_report.plot_layout_resolution_fallback
 
 SUITE_KINDS = ("generate", "layout", "resolution")
-SUITE_KEYS = {"name", "title", "kind", "columns", "descriptors", "rows", "include", "train", "sweep", "template", "eval_every", "caption"}
+SUITE_KEYS = {"name", "title", "kind", "columns", "descriptors", "rows", "include", "config", "train", "sweep", "template", "eval_every"}
 ROW_KEYS = {"label", "slug", "config", "stages", "train", "inference", "pretrained", "cells"}
 INFERENCE_KEYS = {"layout": str, "use_layout": bool, "use_semantics": bool, "guidance": float, "steps": int}
 # train-config fields the ablate command sets itself (every other field may be overridden by a suite)
@@ -246,7 +246,7 @@ def _check_stages(stages: Any, cfg: TiVAConfig, where: str) -> list[str]:
     return list(stages)
 
 
-def _check_row(data: Any, base: TiVAConfig, suite_train: dict, where: str, descriptors: list[str]) -> Row:
+def _check_row(data: Any, base: TiVAConfig, suite_config: dict, suite_train: dict, where: str, descriptors: list[str]) -> Row:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a row must be a mapping with at least a label")
     _unknown(data, ROW_KEYS, where)
@@ -254,7 +254,10 @@ def _check_row(data: Any, base: TiVAConfig, suite_train: dict, where: str, descr
     if not isinstance(label, str) or not label.strip():
         raise ConfigError(f"{where}: every row needs a label (a string)")
     where = f"{where} ({label!r})"
-    overrides = data.get("config") or {}
+    row_config = data.get("config") or {}
+    if not isinstance(row_config, dict):
+        raise ConfigError(f"{where}.config must be a mapping of TiVA config fields")
+    overrides = {**suite_config, **row_config}
     cfg = resolve_config(base, overrides, where)
     slug = data.get("slug", _slugify(label))
     if not isinstance(slug, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", slug):
@@ -289,7 +292,7 @@ def load_suite(name_or_path: str, preset_name: str = "tiva-tiny", _seen: tuple =
         include = data["include"]
         if not isinstance(include, list) or not include:
             raise ConfigError(f"{source}.include: expected a list of suite names or paths")
-        extra = set(data) - {"name", "title", "include", "caption"}
+        extra = set(data) - {"name", "title", "include"}
         if extra:
             raise ConfigError(f"{source}: a suite with include takes only name, title and include, not {sorted(extra)[0]!r}")
         if name in _seen:
@@ -323,6 +326,8 @@ def load_suite(name_or_path: str, preset_name: str = "tiva-tiny", _seen: tuple =
     if not isinstance(descriptors, list) or not all(isinstance(d, str) for d in descriptors):
         raise ConfigError(f"{source}.descriptors: expected a list of column titles")
     base = preset(preset_name)
+    suite_config = data.get("config") or {}
+    resolve_config(base, suite_config, source)  # suite-wide TiVA config overrides, under every row's own
     suite_train = _check_train(data.get("train") or {}, source)
     eval_every = data.get("eval_every", 100)
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
@@ -352,7 +357,7 @@ def load_suite(name_or_path: str, preset_name: str = "tiva-tiny", _seen: tuple =
         raw_rows = data.get("rows")
         if not isinstance(raw_rows, list) or not raw_rows:
             raise ConfigError(f"{source}.rows: expected a list of rows")
-    rows = [_check_row(r, base, suite_train, f"{source}.rows[{i}]", descriptors) for i, r in enumerate(raw_rows)]
+    rows = [_check_row(r, base, suite_config, suite_train, f"{source}.rows[{i}]", descriptors) for i, r in enumerate(raw_rows)]
     slugs = [r.slug for r in rows]
     dup = next((s for s in slugs if slugs.count(s) > 1), None)
     if dup:
@@ -474,10 +479,11 @@ def _train_settings(row: Row, opts: AblateOptions) -> TrainConfig:
     return tc
 
 
-def training_chain(row: Row, opts: AblateOptions, splits: Splits) -> list[tuple[str, str, TrainConfig]]:
+def training_chain(row: Row, opts: AblateOptions, splits: Splits, curve_every: int | None = None) -> list[tuple[str, str, TrainConfig]]:
     """``[(stage, key, settings)]``: the key of a stage digests everything its result depends on
     (TiVA config, seed, training data, and every stage up to it with its settings), so two rows
-    with the same prefix of training share those stages' checkpoints."""
+    with the same prefix of training share those stages' checkpoints. ``curve_every``: the run
+    also records validation curves at that interval (a separate run from one that did not)."""
     tc = _train_settings(row, opts)
     common = {k: v for k, v in dataclasses.asdict(tc).items() if k not in TRAIN_OWNED and k not in ("steps", "lr", "batch_size")}
     chain, done = [], []
@@ -485,11 +491,13 @@ def training_chain(row: Row, opts: AblateOptions, splits: Splits) -> list[tuple[
         done.append({"stage": stage, "steps": tc.steps[stage], "lr": tc.lr[stage], "batch_size": tc.batch_size[stage]})
         spec = {"preset": opts.preset, "config": row.cfg.to_dict(), "seed": opts.seed, "data": str(splits.train.resolve()),
                 "stages": list(done), "train": common}
+        if curve_every:
+            spec["curve_every"] = curve_every
         chain.append((stage, text_digest(json.dumps(spec, sort_keys=True, default=str), 16), tc))
     return chain
 
 
-def train_row(row: Row, opts: AblateOptions, splits: Splits, log=print, progress_for: Callable | None = None) -> Path:
+def train_row(row: Row, opts: AblateOptions, splits: Splits, log=print, progress_for: Callable | None = None, curve_every: int | None = None) -> Path:
     """Train (or reuse) the row's stages; returns the final checkpoint.
 
     ``progress_for(stage, stage_dir)`` may return a ``progress`` wrapper for ``train`` (used for
@@ -498,7 +506,7 @@ def train_row(row: Row, opts: AblateOptions, splits: Splits, log=print, progress
 
     out = Path(opts.out) / "train"
     previous = None
-    for stage, key, tc in training_chain(row, opts, splits):
+    for stage, key, tc in training_chain(row, opts, splits, curve_every):
         folder = out / key
         ckpt = folder / "checkpoint.safetensors"
         if ckpt.exists() and not (folder / "train_state.pt").exists() and checkpoint_extra(ckpt).get("stage") == "done":
@@ -733,15 +741,14 @@ def read_curves(stage_folder: Path) -> dict[str, list[float]]:
 
 
 def run_layout_row(row: Row, suite: Suite, checkpoint: Path, opts: AblateOptions, splits: Splits, val: ValidationLayouts, spec: dict,
-                   curves_from: Path | None = None) -> dict:
+                   curves: dict | None = None) -> dict:
     started = utc_now()
     row_dir = Path(opts.out) / "rows" / row.slug
     row_dir.mkdir(parents=True, exist_ok=True)
     t_v = val.predict(TiVAModel.load(checkpoint), opts.device)
     np.savez(row_dir / "layouts.npz", t_v=t_v.astype(np.float32), t_a=val.t_a.astype(np.float32), clip=np.array(val.clips))
     result = _layout_results(row, t_v, val, splits, spec, started)
-    if curves_from is not None:
-        curves = read_curves(curves_from)
+    if curves is not None:
         atomic_write_text(row_dir / "curves.json", json.dumps(curves, indent=1))
         result["curves"] = curves
     atomic_write_text(row_dir / "results.json", json.dumps(result, indent=2))
@@ -797,6 +804,9 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
             val_cache[key] = ValidationLayouts(cfg, splits.val, out / "cache")
         return val_cache[key]
 
+    curve_every = None
+    if suite.kind == "resolution":
+        curve_every = suite.eval_every if opts.steps is None else max(1, min(suite.eval_every, opts.steps))
     log(f"suite {suite.name} ({suite.source}): {len(suite.rows)} rows, preset {opts.preset}, seed {opts.seed}")
     records = []
     for row in suite.rows:
@@ -805,7 +815,7 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
             checkpoint_key = f"shipped:{checkpoint.name}"
             chain_last = None
         else:
-            chain = training_chain(row, opts, splits)
+            chain = training_chain(row, opts, splits, curve_every)
             checkpoint_key = chain[-1][1]
             chain_last = out / "train" / checkpoint_key
             checkpoint = chain_last / "checkpoint.safetensors"
@@ -817,17 +827,19 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
         else:
             if not opts.pretrained:
                 progress_for = None
-                if suite.kind == "resolution":
+                if curve_every:
                     val = validation(row.cfg)
-                    every = suite.eval_every if opts.steps is None else max(1, min(suite.eval_every, opts.steps))
-                    progress_for = lambda stage, folder, run, val=val, every=every: _CurveProgress(folder, every, val, opts.device)
-                checkpoint = train_row(row, opts, splits, log, progress_for)
+                    progress_for = lambda stage, folder, run, val=val: _CurveProgress(folder, curve_every, val, opts.device)
+                checkpoint = train_row(row, opts, splits, log, progress_for, curve_every)
             log(f"  {row.label}: {'generating and scoring' if suite.kind == 'generate' else 'predicting validation layouts'}")
             if suite.kind == "generate":
                 result = run_generate_row(row, suite, checkpoint, opts, splits, columns, spec)
             else:
-                result = run_layout_row(row, suite, checkpoint, opts, splits, validation(row.cfg), spec,
-                                        curves_from=chain_last if suite.kind == "resolution" else None)
+                curves = None
+                if suite.kind == "resolution":  # recorded while training, or shipped beside the checkpoint
+                    sidecar = checkpoint.with_suffix(".curves.json")
+                    curves = json.loads(sidecar.read_text()) if opts.pretrained and sidecar.exists() else None if opts.pretrained else read_curves(chain_last)
+                result = run_layout_row(row, suite, checkpoint, opts, splits, validation(row.cfg), spec, curves)
             row_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(row_dir / "row.json", json.dumps({"spec": spec, "checkpoint": str(checkpoint), "finished": utc_now().isoformat()}, indent=1, default=str))
         records.append((row, result))

@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn = data_sub.add_parser("synth", help="write the procedural audio-visual benchmark", description="Write procedural clips (mp4 with AAC audio, wav, json metadata) where what is seen decides what is heard and when. Deterministic for a seed.", epilog="examples:\n  tiva-bench data synth --n 100 --out data/synth --seed 0\n  tiva-bench data synth --split train=800,val=100,test=100 --out data/synth\n  tiva-bench data synth --n 50 --split test --seed 7 --out data/synth-heldout", formatter_class=argparse.RawDescriptionHelpFormatter)
     syn.add_argument("--out", required=True, metavar="DIR")
     syn.add_argument("--n", type=int, default=100, help="clips per split (default 100)")
+    syn.add_argument("--synthetic-version", type=int, default=1, choices=[1, 2], help="benchmark version: 1 (default) or 2 (adds twin classes that only the video tells apart)")
     syn.add_argument("--split", default="train,val,test", help="splits to write, optionally with counts: train=800,val=100,test=100")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--duration", type=float, default=10.24, help="seconds per clip (default 10.24, the TiVA window)")
@@ -301,7 +302,7 @@ def cmd_data(args: argparse.Namespace) -> int:
             def progress(it, total):
                 return tqdm(it, total=total, desc="writing clips", unit="clip", file=sys.stderr)
 
-        synthetic.generate(args.out, counts, args.seed, args.duration, args.workers, progress)
+        synthetic.generate(args.out, counts, args.seed, args.duration, args.workers, progress, version=args.synthetic_version)
         if not args.quiet:
             print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} clips to {args.out}")
         return EXIT_OK
