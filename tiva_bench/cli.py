@@ -441,9 +441,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
     if args.list:
         for name in ablate.bundled_suites():
-            for suite in ablate.load_suite(name, args.preset):
-                rows = ", ".join(r.label for r in suite.rows)
-                print(f"{name:<7} {suite.name:<7} {suite.kind:<10} {suite.title}: {rows}" if name == "all" else f"{name:<7} {suite.kind:<10} {suite.title}: {rows}")
+            suites = ablate.load_suite(name, args.preset)
+            if len(suites) > 1 or suites[0].name != name:
+                print(f"{name:<7} {'suite':<10} runs {', '.join(s.name for s in suites)}")
+                continue
+            print(f"{name:<7} {suites[0].kind:<10} {suites[0].title}: {' | '.join(r.label for r in suites[0].rows)}")
         return EXIT_OK
     if not args.suite:
         raise ConfigError("ablate needs a SUITE", "tiva-bench ablate --list shows them; e.g. tiva-bench ablate table5 --pretrained")
