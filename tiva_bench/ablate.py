@@ -838,7 +838,10 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
                 curves = None
                 if suite.kind == "resolution":  # recorded while training, or shipped beside the checkpoint
                     sidecar = checkpoint.with_suffix(".curves.json")
-                    curves = json.loads(sidecar.read_text()) if opts.pretrained and sidecar.exists() else None if opts.pretrained else read_curves(chain_last)
+                    if not opts.pretrained:
+                        curves = read_curves(chain_last)
+                    elif sidecar.exists():
+                        curves = json.loads(sidecar.read_text())
                 result = run_layout_row(row, suite, checkpoint, opts, splits, validation(row.cfg), spec, curves)
             row_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(row_dir / "row.json", json.dumps({"spec": spec, "checkpoint": str(checkpoint), "finished": utc_now().isoformat()}, indent=1, default=str))
