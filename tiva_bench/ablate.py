@@ -4,7 +4,7 @@ A suite is a YAML file (bundled under ``configs/suites/`` or a user's own path) 
 with optional suite-wide ``config`` and ``train`` overrides that every row's own override. A row is: a ``label`` (the paper's notation: ``t_{a}``, ``CLS^{4,8,11}``), optional ``slug`` (its
 folder name), ``config`` (overrides of ``TiVAConfig``, checked against its fields), ``stages``
 (``all`` or a list of ``layout`` / ``generator`` / ``joint``), ``train`` (overrides of the train
-config: ``steps``, ``lr``, ``batch_size`` as one number or per stage, ``layout_loss_weight``, ...),
+config: ``steps``, ``lr``, ``batch_size`` as one number or per stage, or any other train-config field),
 ``inference`` (``layout: predicted|ground_truth``, ``use_layout``, ``use_semantics``,
 ``guidance``, ``steps``), ``pretrained`` (a shipped checkpoint's name) and, for tables with
 descriptor columns, ``cells``. Every key and value is checked before any training.
@@ -66,19 +66,21 @@ from tiva_bench.models.tiva.model import TiVAModel, checkpoint_extra
 from tiva_bench.models.tiva.pipeline import ASSETS, SHIPPED, load_pipeline
 from tiva_bench.reports import ablation as ablation_report
 from tiva_bench.runner import score_folders
-from tiva_bench.train import STAGES, TrainConfig, feature_settings, prepare_features, stages_for, train
+from tiva_bench.train import TrainConfig, feature_settings, prepare_features, train
 
 try:  # the project's figure module; a minimal drawing in reports/ablation.py until it exists
     from tiva_bench.reports.figures import plot_layout_resolution
 except ImportError:  # pragma: no cover - depends on the installed version
     plot_layout_resolution = ablation_report.plot_layout_resolution_fallback
 
+STAGES = ("layout", "generator", "joint")  # TiVA Sec. 3.4, in training order
 SUITE_KINDS = ("generate", "layout", "resolution")
 SUITE_KEYS = {"name", "title", "kind", "columns", "descriptors", "rows", "include", "config", "train", "sweep", "template", "eval_every"}
 ROW_KEYS = {"label", "slug", "config", "stages", "train", "inference", "pretrained", "cells"}
 INFERENCE_KEYS = {"layout": str, "use_layout": bool, "use_semantics": bool, "guidance": float, "steps": int}
 # train-config fields the ablate command sets itself (every other field may be overridden by a suite)
-TRAIN_OWNED = {"preset", "stage", "data", "out", "init", "seed", "device", "cache_dir"}
+# (a model is always built from the row's config and passed as ``init``, so fields that only shape a new model are set here too)
+TRAIN_OWNED = {"preset", "stage", "data", "out", "init", "seed", "device", "cache_dir", "model", "init_unet", "init_unet_contexts"}
 LAYOUT_L2 = "layout_l2"
 DATA_SEED = 100  # the seed of the data the shipped tiva-tiny checkpoints were trained on
 PRESETS_ALLOWED = ("tiva-tiny", "tiva-paper")
@@ -232,8 +234,8 @@ def _check_inference(inference: dict, where: str) -> dict:
 
 
 def _check_stages(stages: Any, cfg: TiVAConfig, where: str) -> list[str]:
-    if stages == "all":
-        return stages_for(cfg, "all")
+    if stages == "all":  # the three stages; the generator alone for a model without layout
+        return list(STAGES) if cfg.use_layout else ["generator"]
     if not isinstance(stages, list) or not stages:
         raise ConfigError(f"{where}.stages: expected 'all' or a list of {', '.join(STAGES)}, got {stages!r}")
     for s in stages:
