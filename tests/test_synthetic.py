@@ -127,3 +127,87 @@ def test_cli_writes_the_documented_layout(tmp_path):
     meta = json.loads((tmp_path / "train/train_00000.json").read_text())
     assert set(meta) >= {"class", "events", "seed"} and meta["duration_s"] == 4
     assert set(meta["events"][0]) >= {"class", "visual_onset_s", "sound_onset_s", "sound_offset_s"}
+
+
+# ---------------------------------------------------------------- version 2: twin classes
+
+V1_GOLDEN = "2ce514763c38837e339cd68bea2357ca6e4c5aadc9a5ac95c80cc9efad2ccd4d"  # made by the released version-1 code
+
+
+def test_version_1_stays_the_default_and_is_unchanged_clip_for_clip():
+    import hashlib
+
+    h = hashlib.sha256()
+    for i in range(6):
+        scene = synthetic.make_scene(f"c{i}", synthetic.clip_seed(0, "test", i))
+        assert scene.version == 1 and scene.metadata()["version"] == 1
+        h.update(synthetic.render_audio(scene).tobytes())
+        meta = scene.metadata()
+        meta.pop("version")
+        h.update(json.dumps(meta, sort_keys=True).encode())
+        h.update(synthetic.render_frames(scene).tobytes())
+    assert h.hexdigest() == V1_GOLDEN
+    v1 = {synthetic.make_scene("x", synthetic.clip_seed(1, "train", i)).cls for i in range(300)}
+    assert v1 == set(synthetic.CLASS_NAMES)
+
+
+def _coarse_layout(y: np.ndarray, bands: int = 5, steps: int = 16) -> np.ndarray:
+    """The tiny preset's layout, recomputed with librosa: log-mel (32 bands, hop 640), min-max
+    normalised, block-averaged to steps x bands."""
+    librosa = pytest.importorskip("librosa")
+    mel = np.log(np.maximum(librosa.feature.melspectrogram(y=y, sr=16000, n_fft=1024, hop_length=640, n_mels=32, power=1.0), 1e-5)).T
+    mel = (mel - mel.min()) / (mel.max() - mel.min())
+    t_edges = np.linspace(0, mel.shape[0], steps + 1).astype(int)
+    f_edges = np.linspace(0, mel.shape[1], bands + 1).astype(int)
+    return np.array([[mel[t_edges[i]:t_edges[i + 1], f_edges[j]:f_edges[j + 1]].mean() for j in range(bands)] for i in range(steps)])
+
+
+def _event(name: str, seed: int = 3) -> np.ndarray:
+    from tiva_bench import synth_audio
+
+    table = synth_audio.sound_classes(2)
+    idx = [c.name for c in table].index(name)
+    return synth_audio.render_clip([(idx, 0.2, 0.8, True, 0.8)], 1.2, seed=seed, classes=table)
+
+
+def test_version_2_twins_share_the_coarse_layout_but_not_the_fine_structure():
+    librosa = pytest.importorskip("librosa")
+    layouts = {n: _coarse_layout(_event(n)) for n in ("bell", "chime", "whistle", "warble", "drum", "crackle")}
+    for twin, original in (("chime", "bell"), ("warble", "whistle")):
+        near = np.mean((layouts[twin] - layouts[original]) ** 2)
+        others = [np.mean((layouts[twin] - layouts[o]) ** 2) for o in layouts if o not in (twin, original)]
+        assert near < 0.2 * min(others), (twin, near, others)
+    # fine structure: the chime is noisy where the bell is pitched (spectral flatness around its partials)
+    flat = {n: float(np.median(librosa.feature.spectral_flatness(y=_event(n)[3200:14000], n_fft=4096, hop_length=1024))) for n in ("bell", "chime")}
+    assert flat["chime"] > 5 * flat["bell"]
+    # the warble's pitch wavers, the whistle's does not (peak frequency near 1760 Hz, 4096-point frames)
+    def pitch_track(y):
+        spec = np.abs(librosa.stft(y[3200:16000], n_fft=4096, hop_length=256))
+        freqs = np.fft.rfftfreq(4096, 1 / 16000)
+        band = (freqs > 1500) & (freqs < 2000)
+        return freqs[band][spec[band].argmax(axis=0)]
+    assert np.std(pitch_track(_event("warble"))) > 20.0 and np.std(pitch_track(_event("whistle"))) < 5.0
+
+
+def test_version_2_scenes_draw_twins_shown_by_their_own_look(tmp_path):
+    scenes = [synthetic.make_scene("x", synthetic.clip_seed(0, "train", i), version=2) for i in range(300)]
+    assert {s.cls for s in scenes} == set(synthetic.class_names(2)) and all(s.metadata()["version"] == 2 for s in scenes)
+    by_class = {}
+    for s in scenes:
+        by_class.setdefault(s.cls, s)
+    for twin, original in (("chime", "bell"), ("warble", "whistle")):
+        looks = []
+        for name in (twin, original):
+            scene = by_class[name]
+            obj = scene.objects[0]
+            frames = synthetic.render_frames(scene)
+            ev = next(e for e in scene.events if e.source == 0)
+            k = int(round(ev.visual_onset_s * 10))
+            patch = frames[k][max(0, obj.y - 6):obj.y + 7, max(0, obj.x - 6):obj.x + 7].reshape(-1, 3).astype(float)
+            looks.append(patch.mean(axis=0))
+        assert np.abs(looks[0] - looks[1]).max() > 40  # a different colour where the object is lit
+    synthetic.generate(tmp_path, {"test": 1}, seed=0, workers=1, version=2)
+    assert json.loads((tmp_path / "synthetic.json").read_text())["version"] == 2
+    assert json.loads((tmp_path / "test" / "test_00000.json").read_text())["version"] == 2
+    with pytest.raises(Exception, match="version 2"):
+        synthetic.generate(tmp_path, {"test": 1}, seed=0, workers=1, version=1)

@@ -35,6 +35,21 @@ METRICS_EXAMPLES = textwrap.dedent("""\
     """)
 
 
+ABLATE_EXAMPLES = textwrap.dedent("""\
+    examples:
+      tiva-bench ablate --list
+      tiva-bench ablate table5 --pretrained                  # shipped checkpoints, CPU, minutes
+      tiva-bench ablate table4 --steps 200 --n-val 50        # retrain the predictor variants briefly
+      tiva-bench ablate all --out runs/ablate                # retrain every row (hours on a CPU)
+      tiva-bench ablate my_suite.yaml --steps 2 --n 2        # your own suite: check the plumbing
+      tiva-bench ablate table5 --preset tiva-paper --data vggsound/ --device cuda
+
+    A suite is YAML: rows with a label, TiVA config overrides, training stages and inference
+    switches (see configs/suites/ and docs/ABLATIONS.md). Outputs: OUT/gen/<row>/ (audio),
+    OUT/rows/<row>/ (results.json, layouts.npz), OUT/tables/<suite>.{csv,md,tex}, OUT/figures/.
+    """)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -117,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn = data_sub.add_parser("synth", help="write the procedural audio-visual benchmark", description="Write procedural clips (mp4 with AAC audio, wav, json metadata) where what is seen decides what is heard and when. Deterministic for a seed.", epilog="examples:\n  tiva-bench data synth --n 100 --out data/synth --seed 0\n  tiva-bench data synth --split train=800,val=100,test=100 --out data/synth\n  tiva-bench data synth --n 50 --split test --seed 7 --out data/synth-heldout", formatter_class=argparse.RawDescriptionHelpFormatter)
     syn.add_argument("--out", required=True, metavar="DIR")
     syn.add_argument("--n", type=int, default=100, help="clips per split (default 100)")
+    syn.add_argument("--synthetic-version", type=int, default=1, choices=[1, 2], help="benchmark version: 1 (default) or 2 (adds twin classes that only the video tells apart)")
     syn.add_argument("--split", default="train,val,test", help="splits to write, optionally with counts: train=800,val=100,test=100")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--duration", type=float, default=10.24, help="seconds per clip (default 10.24, the TiVA window)")
@@ -202,6 +218,31 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--config", metavar="YAML", help="scoring config file (see configs/default.yaml)")
     rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scoring config value (repeatable)")
     _add_common(rn)
+
+    ab = sub.add_parser("ablate", help="the paper's ablations (Tables 3, 4, 5, Figure 5) as suites: train, generate, score, tabulate",
+                        description="Run an ablation suite: train each row's variant (or load its shipped checkpoint with --pretrained), "
+                                    "generate the test split, score it, and write the paper-style table to OUT/tables/<suite>.{csv,md,tex} "
+                                    "(Figure 5: OUT/figures/fig5.{png,pdf}). Finished rows are reused on a rerun; interrupted training resumes. "
+                                    "Without --data, synthetic train/val/test splits are written under OUT/data.",
+                        epilog=ABLATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ab.add_argument("suite", nargs="?", metavar="SUITE", help="a bundled suite (table3, table4, table5, fig5, all) or a path to a suite YAML file")
+    ab.add_argument("--list", action="store_true", help="list the bundled suites and their rows, and exit")
+    ab.add_argument("--preset", default="tiva-tiny", help="tiva-tiny (default: CPU, synthetic data) or tiva-paper (real data, GPU)")
+    ab.add_argument("--data", metavar="DIR", help="a folder with train/, val/ and test/ video folders (default: synthetic splits under OUT/data)")
+    ab.add_argument("--out", metavar="DIR", default="runs/ablate")
+    ab.add_argument("--n", type=int, default=32, help="number of test clips (default 32)")
+    ab.add_argument("--n-val", type=int, default=200, help="number of validation clips for L2(t_a, t_v) (default 200, as the paper)")
+    ab.add_argument("--n-train", type=int, default=1000, help="synthetic training clips written when retraining (default 1000)")
+    ab.add_argument("--seed", type=int, default=0, help="training and sampling seed (default 0)")
+    ab.add_argument("--data-seed", type=int, default=100, help="seed of the synthetic splits (default 100: the shipped checkpoints' training data)")
+    ab.add_argument("--synthetic-version", type=int, default=1, choices=[1, 2], help="synthetic benchmark version (default 1; see docs/DATA.md)")
+    ab.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1")
+    ab.add_argument("--pretrained", action="store_true", help="use shipped checkpoints instead of training (fails naming any row without one)")
+    ab.add_argument("--steps", type=int, metavar="K", help="train every stage for K steps (quick checks; default: the suite's / preset's)")
+    ab.add_argument("--sampling-steps", type=int, metavar="K", help="sampler steps for every row (quick checks; default 25)")
+    ab.add_argument("--batch-size", type=int, default=16, help="clips per generation batch")
+    ab.add_argument("--workers", type=int, default=0, help="scoring processes (default: one per CPU core)")
+    _add_common(ab)
 
     d = sub.add_parser("demo", help="the main job on the built-in synthetic benchmark: generate, score, report", description="Write a synthetic test split, generate audio with the shipped tiva-tiny model, its no-layout ablation and sanity baselines, score everything and write the tables. No downloads.")
     d.add_argument("--out", metavar="DIR", default="runs/demo")
@@ -435,7 +476,7 @@ def cmd_data(args: argparse.Namespace) -> int:
             def progress(it, total):
                 return tqdm(it, total=total, desc="writing clips", unit="clip", file=sys.stderr)
 
-        synthetic.generate(args.out, counts, args.seed, args.duration, args.workers, progress)
+        synthetic.generate(args.out, counts, args.seed, args.duration, args.workers, progress, version=args.synthetic_version)
         if not args.quiet:
             print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} clips to {args.out}")
         return EXIT_OK
@@ -586,6 +627,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from tiva_bench import ablate
+
+    if args.list:
+        for name in ablate.bundled_suites():
+            suites = ablate.load_suite(name, args.preset)
+            if len(suites) > 1 or suites[0].name != name:
+                print(f"{name:<7} {'suite':<10} runs {', '.join(s.name for s in suites)}")
+                continue
+            print(f"{name:<7} {suites[0].kind:<10} {suites[0].title}: {' | '.join(r.label for r in suites[0].rows)}")
+        return EXIT_OK
+    if not args.suite:
+        raise ConfigError("ablate needs a SUITE", "tiva-bench ablate --list shows them; e.g. tiva-bench ablate table5 --pretrained")
+    opts = ablate.AblateOptions(out=Path(args.out), preset=args.preset, data=Path(args.data) if args.data else None, n=args.n, n_val=args.n_val,
+                                n_train=args.n_train, seed=args.seed, data_seed=args.data_seed, synthetic_version=args.synthetic_version,
+                                device=args.device, pretrained=args.pretrained, steps=args.steps, sampling_steps=args.sampling_steps,
+                                batch_size=args.batch_size, workers=args.workers)
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    written = ablate.run_suites(args.suite, opts, log)
+    for suite, paths in written.items():
+        if not args.quiet:
+            print(paths["md"].read_text(encoding="utf-8"))
+        print(f"{suite}: " + ", ".join(str(p) for p in paths.values()))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tiva_bench.demo import run_demo
 
@@ -609,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     signal.signal(signal.SIGTERM, _terminate)
-    handler = {"metrics": cmd_metrics, "report": cmd_report, "figure": cmd_figure, "data": cmd_data, "weights": cmd_weights, "train": cmd_train, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}[args.command]
+    handler = {"metrics": cmd_metrics, "report": cmd_report, "figure": cmd_figure, "data": cmd_data, "weights": cmd_weights, "train": cmd_train,
+               "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo, "ablate": cmd_ablate}[args.command]
     try:
         return handler(args)
     except NothingToScoreError as exc:

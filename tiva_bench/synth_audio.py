@@ -1,7 +1,10 @@
 """Procedural event audio with known onset times (the audio half of the synthetic benchmark).
 
 Each sound class has its own timbre (a pitched partial stack and/or band-limited noise) and
-envelope. An event is rendered so that it is exactly zero outside ``[onset, onset + duration)``:
+envelope. Version 2 of the benchmark adds two *twin* classes whose coarse spectral envelope (what a
+5-band layout sees) is that of an existing class while their fine structure differs: ``chime``
+is the bell's partial stack as narrow noise bands (noisy, not pitched), ``warble`` the whistle's
+partials with a 7-Hz, +-4% vibrato. An event is rendered so that it is exactly zero outside ``[onset, onset + duration)``:
 a 5-ms (impacts) or 15-ms (thunder) attack, exponential decay or a flat sustain, and a 20-ms fade
 to zero at the end. Everything is deterministic for a seed.
 """
@@ -25,6 +28,8 @@ class SoundClass:
     noise_band: tuple[float, float] | None
     decay_s: float
     attack_s: float = 0.005
+    noisy_partials: float = 0.0                # > 0: each partial is noise in +-this share of its frequency
+    vibrato: tuple[float, float] = (0.0, 0.0)  # (rate Hz, depth as a share of the frequency)
 
 
 SOUND_CLASSES: tuple[SoundClass, ...] = (
@@ -35,6 +40,21 @@ SOUND_CLASSES: tuple[SoundClass, ...] = (
     SoundClass("thunder", (), (40.0, 300.0), 0.6, attack_s=0.015),
 )
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in SOUND_CLASSES)
+# version 2: the five classes (same indices) + twins of bell and whistle (same coarse envelope)
+TWIN_CLASSES: tuple[SoundClass, ...] = (
+    SoundClass("chime", (660.0, 1320.0, 1980.0), None, 0.35, noisy_partials=0.05),
+    SoundClass("warble", (1760.0, 3520.0), None, 0.5, vibrato=(7.0, 0.04)),
+)
+SOUND_CLASSES_V2: tuple[SoundClass, ...] = SOUND_CLASSES + TWIN_CLASSES
+CLASS_NAMES_V2: tuple[str, ...] = tuple(c.name for c in SOUND_CLASSES_V2)
+TWINS: dict[str, str] = {"chime": "bell", "warble": "whistle"}
+
+
+def sound_classes(version: int = 1) -> tuple[SoundClass, ...]:
+    """The class table of benchmark ``version`` (1 or 2); v2 keeps v1's indices."""
+    if version not in (1, 2):
+        raise ValueError(f"synthetic benchmark version must be 1 or 2, got {version!r}")
+    return SOUND_CLASSES if version == 1 else SOUND_CLASSES_V2
 
 
 def _band_noise(rng: np.random.Generator, n: int, sr: int, band: tuple[float, float]) -> np.ndarray:
@@ -51,7 +71,15 @@ def render_event(cls: SoundClass, duration_s: float, rng: np.random.Generator, s
     t = np.arange(n) / sr
     tone = np.zeros(n)
     for k, f in enumerate(cls.partials):
-        tone += np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) / (k + 1)
+        if cls.noisy_partials > 0:
+            band = _band_noise(rng, n, sr, (f * (1 - cls.noisy_partials), f * (1 + cls.noisy_partials)))
+            tone += band / (np.sqrt(np.mean(band**2)) * np.sqrt(2) + 1e-12) / (k + 1)  # a sine's RMS
+        elif cls.vibrato[0] > 0:
+            rate, depth = cls.vibrato
+            phase = 2 * np.pi * f * (t - depth / (2 * np.pi * rate) * np.cos(2 * np.pi * rate * t))
+            tone += np.sin(phase + rng.uniform(0, 2 * np.pi)) / (k + 1)
+        else:
+            tone += np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) / (k + 1)
     if cls.noise_band is not None:
         tone += _band_noise(rng, n, sr, cls.noise_band)
     tone /= np.abs(tone).max() + 1e-12
@@ -61,8 +89,10 @@ def render_event(cls: SoundClass, duration_s: float, rng: np.random.Generator, s
     return tone * attack * body * release
 
 
-def render_clip(events: list[tuple[int, float, float, bool, float]], duration_s: float, seed: int, sr: int = SAMPLE_RATE, noise_floor: float = 1e-5) -> np.ndarray:
+def render_clip(events: list[tuple[int, float, float, bool, float]], duration_s: float, seed: int, sr: int = SAMPLE_RATE, noise_floor: float = 1e-5,
+                classes: tuple[SoundClass, ...] = SOUND_CLASSES) -> np.ndarray:
     """Mix events ``(class_index, onset_s, duration_s, sustained, gain)`` into float32 in [-1, 1].
+    ``class_index`` indexes ``classes`` (``sound_classes(version)``).
 
     A faint noise floor (``noise_floor`` RMS, -100 dBFS by default, below librosa's 80-dB onset range)
     stands for room tone; where no
@@ -75,7 +105,7 @@ def render_clip(events: list[tuple[int, float, float, bool, float]], duration_s:
         start = int(round(onset * sr))
         if start >= n:
             continue
-        wave = render_event(SOUND_CLASSES[cls_idx], dur, rng, sr, sustained) * gain
+        wave = render_event(classes[cls_idx], dur, rng, sr, sustained) * gain
         stop = min(n, start + wave.size)
         out[start:stop] += wave[: stop - start]
     peak = np.abs(out).max()

@@ -20,6 +20,19 @@ appears in some clips (gain 0.45-0.6 against 0.6-0.9). Every clip keeps at least
 sound but the -100 dBFS floor. Sound onsets are at least 0.3 s apart, visual onsets fall on frame
 times (multiples of 0.1 s), and every sound ends (exactly zero) at its ``sound_offset_s``.
 
+Version 2 (``version=2``; version 1 stays the default and is unchanged, clip for clip) adds two
+*twin* classes that a coarse layout cannot tell from their originals, so that the layout and the
+semantics each carry something the other cannot:
+
+| class   | look                  | sound                                              | twin of |
+|---------|-----------------------|----------------------------------------------------|---------|
+| chime   | orange cross          | the bell's partials as narrow noise bands (+-5%)   | bell    |
+| warble  | purple ellipse        | the whistle's partials with a 7-Hz, +-4% vibrato   | whistle |
+
+Their band energies over time (the 5-band mel layout) match the original's; only the fine
+structure (pitched or noisy, steady or wavering) differs, and only the look shows which one
+sounds. The version is recorded in every clip's metadata and in ``synthetic.json``.
+
 Files per clip: ``<split>/<clip>.mp4`` (H.264 video + AAC audio), ``<split>/<clip>.wav`` (16-bit
 PCM, 16 kHz) and ``<split>/<clip>.json`` with the class, the events, the objects and the seed.
 Deterministic: clip ``i`` of split ``s`` uses the seed derived from ``(seed, s, i)``.
@@ -34,7 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tiva_bench.synth_audio import CLASS_NAMES, SAMPLE_RATE, render_clip
+from tiva_bench.synth_audio import CLASS_NAMES, CLASS_NAMES_V2, SAMPLE_RATE, render_clip, sound_classes
+from tiva_bench.core.errors import ConfigError
 from tiva_bench.core.media_write import write_video
 
 FPS = 10
@@ -44,13 +58,16 @@ THUNDER_LAG_S = 0.6
 MIN_SILENCE_S = 1.0
 MIN_ONSET_GAP_S = 0.3
 THUNDER = CLASS_NAMES.index("thunder")
-SUSTAINABLE = {CLASS_NAMES.index(n) for n in ("bell", "whistle", "crackle")}
+SUSTAINABLE = {CLASS_NAMES_V2.index(n) for n in ("bell", "whistle", "crackle", "chime", "warble")}
+VERSIONS = (1, 2)
 COLOURS = {
     "bell": (255, 215, 40),
     "drum": (235, 50, 40),
     "whistle": (40, 220, 235),
     "crackle": (60, 220, 80),
     "thunder": (250, 250, 255),
+    "chime": (255, 140, 0),
+    "warble": (170, 90, 255),
     "distractor": (160, 160, 160),
 }
 BACKGROUND = (18, 18, 28)
@@ -93,6 +110,7 @@ class Scene:
     duration_s: float
     objects: list[SceneObject] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    version: int = 1
 
     def metadata(self) -> dict:
         return {
@@ -105,6 +123,7 @@ class Scene:
             "fps": FPS,
             "sample_rate": SAMPLE_RATE,
             "thunder_lag_s": THUNDER_LAG_S,
+            "version": self.version,
         }
 
 
@@ -134,19 +153,25 @@ def _fits(span: tuple[float, float], sound: tuple[float, float], same_source: li
     return True
 
 
-def make_scene(clip: str, seed: int, duration_s: float = DURATION_S) -> Scene:
+def class_names(version: int = 1) -> tuple[str, ...]:
+    """The sound classes of benchmark ``version``."""
+    return tuple(c.name for c in sound_classes(version))
+
+
+def make_scene(clip: str, seed: int, duration_s: float = DURATION_S, version: int = 1) -> Scene:
     """Sample one scene (objects and events) from ``seed``; see the module docstring."""
+    names = class_names(version)
     rng = np.random.default_rng(seed)
-    primary = int(rng.integers(len(CLASS_NAMES)))
-    scene = Scene(clip=clip, seed=seed, cls=CLASS_NAMES[primary], duration_s=duration_s)
+    primary = int(rng.integers(len(names)))
+    scene = Scene(clip=clip, seed=seed, cls=names[primary], duration_s=duration_s, version=version)
     sources = [primary]
     if rng.random() < 0.3:
-        others = [c for c in range(len(CLASS_NAMES)) if c != primary and c != THUNDER]
+        others = [c for c in range(len(names)) if c != primary and c != THUNDER]
         sources.append(int(rng.choice(others)))
     # positions: objects in separate thirds of the frame
     xs = rng.permutation([12, 32, 52])
     for k, c in enumerate(sources):
-        scene.objects.append(SceneObject(CLASS_NAMES[c], int(xs[k]), int(rng.integers(16, 48)), 16, True))
+        scene.objects.append(SceneObject(names[c], int(xs[k]), int(rng.integers(16, 48)), 16, True))
     has_distractor = rng.random() < 0.5
     if has_distractor:
         scene.objects.append(SceneObject("distractor", int(xs[len(sources)]), int(rng.integers(16, 48)), 14, False))
@@ -177,7 +202,7 @@ def make_scene(clip: str, seed: int, duration_s: float = DURATION_S) -> Scene:
                 if _fits(span, (s_on, s_off), taken, onsets, silence):
                     onsets.append(s_on)
                     taken.append(span)
-                    scene.events.append(Event(CLASS_NAMES[c], kind, round(v_on, 6), round(v_off, 6), s_on, s_off, gain, k))
+                    scene.events.append(Event(names[c], kind, round(v_on, 6), round(v_off, 6), s_on, s_off, gain, k))
                     break
     if has_distractor:
         for _ in range(int(rng.integers(1, 4))):
@@ -189,9 +214,10 @@ def make_scene(clip: str, seed: int, duration_s: float = DURATION_S) -> Scene:
 
 def render_audio(scene: Scene) -> np.ndarray:
     """The scene's sound at 16 kHz, float32, ``round(duration_s * 16000)`` samples."""
-    events = [(CLASS_NAMES.index(e.cls), e.sound_onset_s, e.sound_offset_s - e.sound_onset_s, e.kind == "sustained", e.gain)
+    names = class_names(scene.version)
+    events = [(names.index(e.cls), e.sound_onset_s, e.sound_offset_s - e.sound_onset_s, e.kind == "sustained", e.gain)
               for e in scene.events if e.sound_onset_s is not None]
-    return render_clip(events, scene.duration_s, seed=scene.seed)
+    return render_clip(events, scene.duration_s, seed=scene.seed, classes=sound_classes(scene.version))
 
 
 def _shape_mask(kind: str, cx: float, cy: float, size: float, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
@@ -204,6 +230,10 @@ def _shape_mask(kind: str, cx: float, cy: float, size: float, yy: np.ndarray, xx
         return (dy <= r * 0.8) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
     if kind == "crackle":
         return np.abs(dx) + np.abs(dy) <= r
+    if kind == "chime":  # a plus-shaped cross
+        return ((np.abs(dx) <= r * 0.3) & (np.abs(dy) <= r)) | ((np.abs(dy) <= r * 0.3) & (np.abs(dx) <= r))
+    if kind == "warble":  # a wide ellipse
+        return (dx / r) ** 2 + (dy / (r * 0.5)) ** 2 <= 1.0
     if kind == "thunder":  # a zig-zag bolt
         zig = np.abs(dx - r * 0.5 * np.sign(np.sin(dy / max(r, 1) * 3.0))) <= r * 0.3
         return zig & (np.abs(dy) <= r)
@@ -244,19 +274,28 @@ def write_clip(scene: Scene, folder: Path) -> dict:
     return meta
 
 
-def _write_one(args: tuple[str, int, int, str, float]) -> str:
-    out, seed, index, split, duration_s = args
+def _write_one(args: tuple[str, int, int, str, float, int]) -> str:
+    out, seed, index, split, duration_s, version = args
     name = f"{split}_{index:05d}"
-    scene = make_scene(name, clip_seed(seed, split, index), duration_s)
+    scene = make_scene(name, clip_seed(seed, split, index), duration_s, version)
     write_clip(scene, Path(out) / split)
     return name
 
 
-def generate(out: str | Path, counts: dict[str, int], seed: int = 0, duration_s: float = DURATION_S, workers: int = 0, progress=None) -> dict[str, int]:
+def generate(out: str | Path, counts: dict[str, int], seed: int = 0, duration_s: float = DURATION_S, workers: int = 0, progress=None,
+             version: int = 1) -> dict[str, int]:
     """Write ``counts[split]`` clips per split under ``out``; returns the counts written.
 
-    Clips already present (all three files) are kept, so an interrupted run resumes.
+    Clips already present (all three files) are kept, so an interrupted run resumes. ``version``:
+    the benchmark version (1, the default, or 2: see the module docstring); a folder holds one.
     """
+    if version not in VERSIONS:
+        raise ConfigError(f"synthetic benchmark version must be one of {VERSIONS}, got {version!r}")
+    previous = Path(out) / "synthetic.json"
+    if previous.exists():
+        made = json.loads(previous.read_text()).get("version", 1)
+        if made != version:
+            raise ConfigError(f"{out} holds version {made} of the synthetic benchmark; write version {version} to another folder")
     import os
     from concurrent.futures import ProcessPoolExecutor
 
@@ -267,7 +306,7 @@ def generate(out: str | Path, counts: dict[str, int], seed: int = 0, duration_s:
             name = f"{split}_{i:05d}"
             if all((out / split / f"{name}.{ext}").exists() for ext in ("mp4", "wav", "json")):
                 continue
-            jobs.append((str(out), seed, i, split, duration_s))
+            jobs.append((str(out), seed, i, split, duration_s, version))
     n_workers = workers or (os.cpu_count() or 1)
     if n_workers == 1 or len(jobs) < 4:
         done = map(_write_one, jobs)
@@ -280,5 +319,6 @@ def generate(out: str | Path, counts: dict[str, int], seed: int = 0, duration_s:
         pass
     if n_workers != 1 and len(jobs) >= 4:
         pool.shutdown()
-    (out / "synthetic.json").write_text(json.dumps({"seed": seed, "counts": counts, "duration_s": duration_s, "fps": FPS, "sample_rate": SAMPLE_RATE, "classes": list(CLASS_NAMES), "thunder_lag_s": THUNDER_LAG_S}, indent=1))
+    (out / "synthetic.json").write_text(json.dumps({"seed": seed, "counts": counts, "duration_s": duration_s, "fps": FPS, "sample_rate": SAMPLE_RATE,
+                                                    "classes": list(class_names(version)), "thunder_lag_s": THUNDER_LAG_S, "version": version}, indent=1))
     return counts
