@@ -48,8 +48,9 @@ from pathlib import Path
 import numpy as np
 
 from tiva_bench.synth_audio import CLASS_NAMES, CLASS_NAMES_V2, SAMPLE_RATE, render_clip, sound_classes
-from tiva_bench.core.errors import ConfigError
+from tiva_bench.core.errors import ConfigError, TivaBenchError
 from tiva_bench.core.media_write import write_video
+from tiva_bench.core.pool import TaskFailure, supervised_map
 
 FPS = 10
 FRAME_SIZE = 64
@@ -296,9 +297,6 @@ def generate(out: str | Path, counts: dict[str, int], seed: int = 0, duration_s:
         made = json.loads(previous.read_text()).get("version", 1)
         if made != version:
             raise ConfigError(f"{out} holds version {made} of the synthetic benchmark; write version {version} to another folder")
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
     out = Path(out)
     jobs = []
     for split, n in counts.items():
@@ -307,18 +305,14 @@ def generate(out: str | Path, counts: dict[str, int], seed: int = 0, duration_s:
             if all((out / split / f"{name}.{ext}").exists() for ext in ("mp4", "wav", "json")):
                 continue
             jobs.append((str(out), seed, i, split, duration_s, version))
-    n_workers = workers or (os.cpu_count() or 1)
-    if n_workers == 1 or len(jobs) < 4:
-        done = map(_write_one, jobs)
-    else:
-        pool = ProcessPoolExecutor(n_workers)
-        done = pool.map(_write_one, jobs, chunksize=4)
+    done = supervised_map(_write_one, jobs, workers=workers if len(jobs) >= 4 else 1)
     if progress is not None:
         done = progress(done, total=len(jobs))
-    for _ in done:
-        pass
-    if n_workers != 1 and len(jobs) >= 4:
-        pool.shutdown()
+    failed = [(jobs[i], outcome.reason) for i, outcome in done if isinstance(outcome, TaskFailure)]
+    if failed:  # procedural clips cannot fail on bad input: a failure is a bug or a full disk
+        (job, reason), more = failed[0], len(failed) - 1
+        raise TivaBenchError(f"could not write synthetic clip {job[3]}_{job[2]:05d} in {out}: {reason}" + (f" (and {more} more)" if more else ""),
+                             "check the free disk space, then rerun the same command (finished clips are kept)")
     (out / "synthetic.json").write_text(json.dumps({"seed": seed, "counts": counts, "duration_s": duration_s, "fps": FPS, "sample_rate": SAMPLE_RATE,
                                                     "classes": list(class_names(version)), "thunder_lag_s": THUNDER_LAG_S, "version": version}, indent=1))
     return counts
