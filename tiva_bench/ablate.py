@@ -61,7 +61,7 @@ from tiva_bench.core.results import provenance, utc_now
 from tiva_bench.metrics.registry import METRICS
 from tiva_bench.models.tiva.codec import build_codec
 from tiva_bench.models.tiva.config import TiVAConfig, preset
-from tiva_bench.models.tiva.frame_encoder import build_frame_encoder
+from tiva_bench.models.tiva.frame_encoder import frame_encoder_for
 from tiva_bench.models.tiva.model import TiVAModel, checkpoint_extra
 from tiva_bench.models.tiva.losses import STAGES
 from tiva_bench.models.tiva.pipeline import ASSETS, SHIPPED, load_pipeline
@@ -652,8 +652,9 @@ class ValidationLayouts:
         import torch
 
         items = folder_items(val_dir)
-        cache = FeatureCache("tiva_train", feature_settings(cfg), str(cache_dir))
-        files, skipped = prepare_features(items, cfg, build_frame_encoder(cfg.frame_encoder), build_codec(cfg), cache)
+        encoder = frame_encoder_for(cfg)
+        cache = FeatureCache("tiva_train", feature_settings(cfg, encoder), str(cache_dir))
+        files, skipped = prepare_features(items, cfg, encoder, build_codec(cfg), cache)
         skipped_keys = {s["clip"] for s in skipped}
         self.clips = [i.key for i in items if i.key not in skipped_keys]  # prepare_features keeps item order
         rows = [np.load(f) for f in files]

@@ -44,6 +44,7 @@ from tiva_bench.models.tiva.layout import extract_layout
 from tiva_bench.models.tiva.losses import STAGES, StageLoss
 from tiva_bench.models.tiva.model import TiVAModel, checkpoint_extra
 from tiva_bench.models.tiva.stages import stages_for, trainable
+from tiva_bench.core.weights import weights_sha256
 
 LOSS_COLUMNS = ["stage", "step", "loss", "eps", "layout_l2", "lr", "seconds"]
 
@@ -73,14 +74,14 @@ class TrainConfig:
 
 def feature_settings(cfg: TiVAConfig, frame_encoder=None) -> dict:
     """What the cached training features depend on (the cache key): the config's front-end fields
-    and, for CLIP, the encoder's weights file (name and size)."""
+    and, for CLIP, the SHA-256 of the encoder's weights file."""
     keys = ("frame_encoder", "fps", "window_s", "n_frames", "cls_layers", "codec", "sample_rate", "n_fft", "hop_length", "n_mels",
             "latent_channels", "latent_time", "latent_freq", "latent_scale", "latent_shift", "latent_unshuffle", "layout_kind", "layout_time", "layout_bands",
             "clip_layer_numbering", "patch_grid", "waveform_norm", "stft_padding", "latent_sample")
     settings = {k: getattr(cfg, k) for k in keys}
     weights = getattr(getattr(frame_encoder, "encoder", None), "checkpoint", None)
     if weights and weights != "random-init":
-        settings["frame_encoder_weights"] = f"{Path(weights).name}:{Path(weights).stat().st_size}"
+        settings["frame_encoder_weights"] = weights_sha256(weights)
     return settings
 
 
