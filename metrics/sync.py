@@ -24,7 +24,7 @@ from tiva_bench.core.results import ClipResult
 from tiva_bench.metrics.functional.common import UndefinedMetric
 from tiva_bench.metrics.functional.onsets import onset_metrics as _onset_metrics
 from tiva_bench.core.signal import crop_or_pad, resample
-from tiva_bench.metrics.functional.sync import dtw_dis_from_odf, onset_strength, sync_batch, w_dis_from_odf
+from tiva_bench.metrics.functional.sync import ODF_HOP_LENGTH, ODF_N_FFT, ODF_N_MELS, ODF_SAMPLE_RATE, dtw_dis_from_odf, onset_strength, sync_batch, w_dis_from_odf
 
 
 class UndefinedMetricWarning(UserWarning):
@@ -54,7 +54,7 @@ def _nan_with_warning(exc: UndefinedMetric, name: str) -> float:
     return math.nan
 
 
-def w_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = 16000, *, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128, window_s: float = 8.0, silent_policy: str = "nan", odf_impl: str = "fast") -> float:
+def w_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = ODF_SAMPLE_RATE, *, hop_length: int = ODF_HOP_LENGTH, n_fft: int = ODF_N_FFT, n_mels: int = ODF_N_MELS, window_s: float = 8.0, silent_policy: str = "nan", odf_impl: str = "fast") -> float:
     """W-dis (frames) between a generated and a reference waveform, both at ``sr`` Hz.
 
     Both are mixed to mono, resampled to 16 kHz (soxr HQ) when ``sr`` differs, cut or zero-padded
@@ -63,19 +63,19 @@ def w_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = 16000, *, hop_leng
     Returns NaN with an ``UndefinedMetricWarning`` when a side is digital silence (see
     ``silent_policy``).
     """
-    g, r = _odfs(gen_wav, ref_wav, sr, 16000, hop_length, n_fft, n_mels, window_s, odf_impl)
+    g, r = _odfs(gen_wav, ref_wav, sr, ODF_SAMPLE_RATE, hop_length, n_fft, n_mels, window_s, odf_impl)
     try:
         return w_dis_from_odf(g, r, silent_policy)
     except UndefinedMetric as exc:
         return _nan_with_warning(exc, "w_dis")
 
 
-def dtw_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = 16000, *, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128, window_s: float = 8.0, method: str = "exact", radius: int = 1, odf_impl: str = "fast") -> float:
+def dtw_dis(gen_wav: np.ndarray, ref_wav: np.ndarray, sr: int = ODF_SAMPLE_RATE, *, hop_length: int = ODF_HOP_LENGTH, n_fft: int = ODF_N_FFT, n_mels: int = ODF_N_MELS, window_s: float = 8.0, method: str = "exact", radius: int = 1, odf_impl: str = "fast") -> float:
     """DTW-dis between a generated and a reference waveform (same preparation as ``w_dis``).
 
     ``method="exact"`` (default, compiled) or ``"fastdtw"`` with ``radius`` (approximate).
     """
-    g, r = _odfs(gen_wav, ref_wav, sr, 16000, hop_length, n_fft, n_mels, window_s, odf_impl)
+    g, r = _odfs(gen_wav, ref_wav, sr, ODF_SAMPLE_RATE, hop_length, n_fft, n_mels, window_s, odf_impl)
     return dtw_dis_from_odf(g, r, method, radius)
 
 

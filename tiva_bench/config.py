@@ -17,6 +17,7 @@ import yaml
 
 from tiva_bench.core.errors import ConfigError
 from tiva_bench.core.registry import did_you_mean
+from tiva_bench.metrics.functional.sync import ODF_HOP_LENGTH, ODF_N_FFT, ODF_N_MELS, ODF_SAMPLE_RATE
 
 
 @dataclass
@@ -46,10 +47,10 @@ class SyncConfig:
         over frames (no timing information). Both silent gives 0 under ``"uniform"``.
     """
 
-    sample_rate: int = 16000
-    hop_length: int = 1280
-    n_fft: int = 2048
-    n_mels: int = 128
+    sample_rate: int = ODF_SAMPLE_RATE
+    hop_length: int = ODF_HOP_LENGTH
+    n_fft: int = ODF_N_FFT
+    n_mels: int = ODF_N_MELS
     dtw: str = "exact"
     fastdtw_radius: int = 1
     silent_policy: str = "nan"
@@ -180,6 +181,7 @@ RULES: dict[str, tuple] = {
     "sync.dtw": ("str", None, None, ("exact", "fastdtw")),
     "sync.fastdtw_radius": ("int", 0, 1 << 20, None),
     "sync.silent_policy": ("str", None, None, ("nan", "uniform")),
+    "sync.odf_impl": ("str", None, None, ("fast", "librosa")),
     "onset.sample_rate": ("int", 1000, 384000, None),
     "onset.delta": ("float", 0.0, 1e6, None),
     "onset.tolerance_s": ("float", (">", 0.0), 60.0, None),

@@ -15,13 +15,19 @@ import numpy as np
 from tiva_bench.metrics.functional.common import UndefinedMetric
 from tiva_bench.metrics.functional.onset_strength import onset_strength_batch, onset_strength_librosa
 
+# The protocol's onset-strength settings (TiVA Sec. 4.1.3; docs/PROTOCOL.md): defined once, here.
+ODF_SAMPLE_RATE = 16000
+ODF_HOP_LENGTH = 1280
+ODF_N_FFT = 2048
+ODF_N_MELS = 128
+
 _DTW_KERNEL = None
 
 
 ODF_IMPLS = ("fast", "librosa")
 
 
-def onset_strength(y: np.ndarray, sr: int = 16000, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128, impl: str = "fast") -> np.ndarray:
+def onset_strength(y: np.ndarray, sr: int = ODF_SAMPLE_RATE, hop_length: int = ODF_HOP_LENGTH, n_fft: int = ODF_N_FFT, n_mels: int = ODF_N_MELS, impl: str = "fast") -> np.ndarray:
     """Onset-strength curve, shape ``(1 + len(y) // hop_length,)``, float32, >= 0.
 
     ``librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop_length, n_fft=n_fft,
@@ -37,7 +43,7 @@ def onset_strength(y: np.ndarray, sr: int = 16000, hop_length: int = 1280, n_fft
     raise ValueError(f"onset-strength impl must be one of {ODF_IMPLS}, got {impl!r}")
 
 
-def onset_strengths(y: np.ndarray | Sequence[np.ndarray], sr: int = 16000, hop_length: int = 1280, n_fft: int = 2048, n_mels: int = 128, impl: str = "fast") -> np.ndarray:
+def onset_strengths(y: np.ndarray | Sequence[np.ndarray], sr: int = ODF_SAMPLE_RATE, hop_length: int = ODF_HOP_LENGTH, n_fft: int = ODF_N_FFT, n_mels: int = ODF_N_MELS, impl: str = "fast") -> np.ndarray:
     """Curves of ``B >= 1`` equal-length clips, ``(B, n) -> (B, 1 + n // hop_length)`` float32.
 
     ``y``: an array ``(B, n)`` or a sequence of ``(n,)`` arrays. ``impl="fast"`` transforms the
@@ -225,10 +231,10 @@ def dtw_cost_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def sync_batch(
     gen: np.ndarray | Sequence[np.ndarray],
     ref: np.ndarray | Sequence[np.ndarray],
-    sr: int = 16000,
-    hop_length: int = 1280,
-    n_fft: int = 2048,
-    n_mels: int = 128,
+    sr: int = ODF_SAMPLE_RATE,
+    hop_length: int = ODF_HOP_LENGTH,
+    n_fft: int = ODF_N_FFT,
+    n_mels: int = ODF_N_MELS,
     *,
     dtw: str = "exact",
     fastdtw_radius: int = 1,
