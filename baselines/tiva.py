@@ -50,6 +50,16 @@ def check_unique_stems(items) -> None:
         seen[stem] = Path(item.path)
 
 
+def _write_npy(out: Path, name: str, array: np.ndarray) -> Path:
+    """Write ``out/name`` (a ``.npy`` array) the same safe way as the audio."""
+    target = out / name
+    if target.parent != out or name in (".", ".."):
+        raise ConfigError(f"refusing to write {name!r} outside {out}")
+    with atomic_open(target, "wb") as fh:
+        np.save(fh, np.asarray(array, np.float32))
+    return target
+
+
 def _write_wav(out: Path, name: str, wav: np.ndarray, sr: int) -> Path:
     """Write ``out/name`` through a temporary file in ``out`` (never follows a link, never leaves ``out``)."""
     import soundfile as sf
@@ -63,7 +73,8 @@ def _write_wav(out: Path, name: str, wav: np.ndarray, sr: int) -> Path:
 
 
 def generate_folder(videos: str | Path, out: str | Path, checkpoint=None, preset_name=None, seed: int = 0, steps: int = 25, guidance: float = 5.0,
-                    use_layout=None, use_semantics: bool = True, batch_size: int = 16, device: str = "cpu", quiet: bool = False) -> dict:
+                    use_layout=None, use_semantics: bool = True, batch_size: int = 16, device: str = "cpu", quiet: bool = False,
+                    save_layouts: bool = True) -> dict:
     """Generate for every video below ``videos`` into ``out``; returns the summary also written
     as ``out/timing.json`` (``seconds_per_sample`` excludes the warm-up; see the module docstring)."""
     import torch
@@ -108,15 +119,19 @@ def generate_folder(videos: str | Path, out: str | Path, checkpoint=None, preset
         t0 = time.perf_counter()
         # one seed per clip position in the folder: results do not depend on the batch size
         gens = [torch.Generator("cpu").manual_seed(seed * 1_000_003 + start + k) for k in range(len(batch))]
-        latents = pipe(cls, patch, generator=gens, steps=steps, guidance=guidance, use_layout=use_layout,
-                       use_semantics=use_semantics, decode=False, batch_size=batch_size).latents
+        output = pipe(cls, patch, generator=gens, steps=steps, guidance=guidance, use_layout=use_layout,
+                      use_semantics=use_semantics, decode=False, batch_size=batch_size, return_layout=True)
+        latents = output.latents
         sync()
         elapsed = time.perf_counter() - t0
         sampling_s += elapsed
         per_batch.append({"clips": len(batch), "seconds": round(elapsed, 4)})
         wavs = pipe.codec.vocode(pipe.codec.decode_mel(latents), int(round(cfg.window_s * cfg.sample_rate)))
-        for item, wav in zip(batch, wavs):
+        layouts = output.layout.float().cpu().numpy() if output.layout is not None else [None] * len(batch)
+        for item, wav, layout in zip(batch, wavs, layouts):
             _write_wav(out, f"{Path(item.path).stem}.wav", wav, cfg.sample_rate)
+            if layout is not None and save_layouts:  # the layout the generator was given: (M, C), beside the audio
+                _write_npy(out, f"{Path(item.path).stem}.layout.npy", layout)
             done += 1
     if bar is not None:
         bar.close()

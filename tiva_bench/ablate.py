@@ -626,7 +626,7 @@ def run_generate_row(row: Row, suite: Suite, checkpoint: Path, opts: AblateOptio
     else:
         summary = generate_folder(splits.test, gen_dir, checkpoint=checkpoint, seed=opts.seed, steps=samp["steps"], guidance=samp["guidance"],
                                   use_layout=samp["use_layout"], use_semantics=samp["use_semantics"], batch_size=opts.batch_size,
-                                  device=opts.device, quiet=True)
+                                  device=opts.device, quiet=True, save_layouts=False)
     results = score_folders(gen_dir, splits.test, _score_config(columns, splits, opts), label=row.label)
     results.provenance["generation"] = {k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary.get("skipped", []))}
     results.provenance["ablation"] = spec
