@@ -602,7 +602,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tiva_bench.config import load_config
-    from tiva_bench.run import DEFAULT_MODELS, run_models
+    from tiva_bench.run import DEFAULT_MODELS, check_systems, run_models
 
     if args.models is None and args.data is not None:
         raise ConfigError("run --data needs --models (the tiny default models only know the synthetic benchmark)",
@@ -616,6 +616,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tiva_bench.metrics.registry import resolve_metrics
 
     resolve_metrics(cfg.metrics)
+    check_systems(models, args.data, cfg, args.systems, args.device)  # every spec fails here, before --out is made
     with prepare_out(args.out):
         table = run_models(models, Path(args.out), args.data, cfg, seed=args.seed,
                            n_synth=args.n, log=(lambda m: None) if args.quiet else print, systems=args.systems, device=args.device,

@@ -92,6 +92,20 @@ def _merge_skipped(results, generation_skipped: list[dict]) -> None:
             entry["reason"] = f"{entry['reason']}: {reason}"
 
 
+def check_systems(models: list[str], data: str | Path | None, cfg: ScoreConfig, systems: str | Path | None = None, device: str | None = None):
+    """Every model spec, the systems file and the test data checked before anything is written:
+    ``(context, items or None for the synthetic split, adapters)``."""
+    if not models:
+        raise ConfigError("--models names no system", "e.g. --models tiva=ckpt.safetensors,difffoley=outputs/difffoley")
+    synthetic_data = data is None
+    ctx = RunContext(real_data=not synthetic_data, data_root=None if synthetic_data else Path(data), systems=load_systems_file(systems),
+                     device=device or cfg.device)
+    items = None if synthetic_data else clip_items(data)
+    adapters = [get_adapter(m, ctx) for m in models]
+    _unique_names(adapters)
+    return ctx, items, adapters
+
+
 def run_models(models: list[str], out: Path, data: str | Path | None = None, cfg: ScoreConfig | None = None, seed: int = 0,
                n_synth: int = 32, synth_seed: int = 0, log=print, systems: str | Path | None = None, device: str | None = None,
                html: bool = True) -> Path:
@@ -105,13 +119,7 @@ def run_models(models: list[str], out: Path, data: str | Path | None = None, cfg
     if cfg is None:
         cfg = ScoreConfig.preset("synthetic") if synthetic_data else ScoreConfig()
     cfg.validate()
-    if not models:
-        raise ConfigError("--models names no system", "e.g. --models tiva=ckpt.safetensors,difffoley=outputs/difffoley")
-    ctx = RunContext(real_data=not synthetic_data, data_root=None if synthetic_data else Path(data), systems=load_systems_file(systems),
-                     device=device or cfg.device)
-    items = None if synthetic_data else clip_items(data)
-    adapters = [get_adapter(m, ctx) for m in models]  # every spec is checked before anything is written
-    _unique_names(adapters)
+    ctx, items, adapters = check_systems(models, data, cfg, systems, device)
     if synthetic_data:
         synthetic.generate(out / "synth", {"test": n_synth}, seed=synth_seed)
         data = out / "synth" / "test"
