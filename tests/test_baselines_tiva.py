@@ -35,7 +35,7 @@ class FakePipe:
     def __call__(self, cls, patch, *, generator, steps, **kw):
         self.calls.append((cls.shape[0], steps))
         time.sleep(WARMUP_S if len(self.calls) == 1 else PER_CLIP_S * cls.shape[0])
-        return SimpleNamespace(latents=torch.zeros(cls.shape[0], 1))
+        return SimpleNamespace(latents=torch.zeros(cls.shape[0], 1), layout=torch.ones(cls.shape[0], 6, 2) if kw.get("return_layout") else None)
 
 
 def _videos(root, names):
@@ -63,6 +63,9 @@ def test_timing_leaves_out_the_warm_up(tmp_path, fake):
     record = json.loads((tmp_path / "out" / "timing.json").read_text())
     assert record["timing"]["warmup_excluded"] and record["timing"]["batches_timed"] == 2 and record["timing"]["device_name"] == "cpu"
     assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["a.wav", "b.wav", "c.wav"]
+    layouts = sorted((tmp_path / "out").glob("*.layout.npy"))  # the layout each clip was generated with, for the report
+    assert [p.name for p in layouts] == ["a.layout.npy", "b.layout.npy", "c.layout.npy"]
+    assert np.load(layouts[0]).shape == (6, 2)
 
 
 def test_duplicate_stems_are_refused_before_the_model_loads(tmp_path, monkeypatch):
