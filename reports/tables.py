@@ -25,6 +25,7 @@ import pandas as pd
 
 from tiva_bench.core.results import load_results
 from tiva_bench.core.errors import ConfigError
+from tiva_bench.reports.stats_summary import is_ranked
 from tiva_bench.core.files import text_digest
 
 # config sections that change each metric's value (besides audio.*, which changes every one)
@@ -152,11 +153,13 @@ def _cells(frame: pd.DataFrame, info: dict, decimals: int, mark_best, mark_secon
     return body
 
 
-def render_markdown(frame: pd.DataFrame, info: dict, decimals: int = 2, mixed: dict[str, list[str]] | None = None) -> str:
+def render_markdown(frame: pd.DataFrame, info: dict, decimals: int = 2, mixed: dict[str, list[str]] | None = None,
+                    reference: frozenset = frozenset()) -> str:
     """GitHub Markdown table; best **bold**, second <u>underlined</u>; ``mixed`` rows (label ->
-    differing settings) are marked with a footnote and not ranked."""
+    differing settings) are marked with a footnote and not ranked; ``reference`` rows (ground
+    truth and sanity checks) are shown but never ranked (a footnote says so)."""
     mixed = {k: v for k, v in (mixed or {}).items() if v}
-    body = _cells(frame, info, decimals, lambda t: f"**{t}**", lambda t: f"<u>{t}</u>", frozenset(mixed))
+    body = _cells(frame, info, decimals, lambda t: f"**{t}**", lambda t: f"<u>{t}</u>", frozenset(mixed) | frozenset(reference))
     header = ["System", *[_header(c, info, False) for c in frame.columns]]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
     for label, cells in zip(frame.index, body):
@@ -164,13 +167,16 @@ def render_markdown(frame: pd.DataFrame, info: dict, decimals: int = 2, mixed: d
     text = "\n".join(lines) + "\n"
     for label, diff in mixed.items():
         text += f"\n\\* {label}: scored with other settings ({', '.join(diff)}); not ranked\n"
+    if reference:
+        text += f"\nNot ranked (reference and sanity rows): {', '.join(str(r) for r in frame.index if r in reference)}\n"
     return text
 
 
-def render_latex(frame: pd.DataFrame, info: dict, decimals: int = 2, caption: str | None = None, mixed: dict[str, list[str]] | None = None) -> str:
-    """A booktabs ``table``: best ``\\textbf``, second ``\\underline``; ``mixed`` as in Markdown."""
+def render_latex(frame: pd.DataFrame, info: dict, decimals: int = 2, caption: str | None = None, mixed: dict[str, list[str]] | None = None,
+                 reference: frozenset = frozenset()) -> str:
+    """A booktabs ``table``: best ``\\textbf``, second ``\\underline``; ``mixed`` and ``reference`` as in Markdown."""
     mixed = {k: v for k, v in (mixed or {}).items() if v}
-    body = _cells(frame, info, decimals, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\underline{{{t}}}", frozenset(mixed))
+    body = _cells(frame, info, decimals, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\underline{{{t}}}", frozenset(mixed) | frozenset(reference))
     cols = "l" + "c" * len(frame.columns)
     lines = [r"\begin{table}[t]", r"\centering"]
     if caption:
@@ -199,6 +205,7 @@ def write_tables(result_paths: list[str | Path], out_dir: str | Path, metrics: l
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / f"{name}.csv", "md": out / f"{name}.md", "tex": out / f"{name}.tex"}
     frame.to_csv(paths["csv"], float_format="%.6g")
-    paths["md"].write_text(render_markdown(frame, info, decimals, mixed), encoding="utf-8")
-    paths["tex"].write_text(render_latex(frame, info, decimals, caption, mixed), encoding="utf-8")
+    reference = frozenset(label for label, r in zip(frame.index, results) if not is_ranked(r))  # ground truth, sanity checks
+    paths["md"].write_text(render_markdown(frame, info, decimals, mixed, reference), encoding="utf-8")
+    paths["tex"].write_text(render_latex(frame, info, decimals, caption, mixed, reference), encoding="utf-8")
     return paths

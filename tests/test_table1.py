@@ -181,3 +181,21 @@ def test_csv_has_full_precision_and_notes(tmp_path):
     assert float(rows[0]["w_dis"]) == 3.14159 and rows[0]["time"] == "" and rows[1]["n_skipped"] == "1"
     assert "9 of 10 clips scored" in rows[1]["notes"]
     assert render_csv(build_table1(measured_rows([_result("A", 1.0, 1.0)]))).splitlines()[0].startswith("block,method,vis_feat,guidance")
+
+
+def test_flat_summary_never_ranks_reference_and_sanity_rows(tmp_path):
+    """Ground truth scores a perfect 0 but must not take the bold mark from the compared systems."""
+    from tiva_bench.core.results import Results, SetValue
+    from tiva_bench.reports.tables import write_tables
+
+    info = {"w_dis": {"display": "W-dis", "higher_is_better": False, "level": "clip", "description": "", "table_scale": 1.0}}
+    dirs = []
+    for label, value in (("Ground truth", 0.0), ("System A", 3.0), ("System B", 4.0), ("Noise", 9.0)):
+        res = Results(label=label, gen_dir=str(tmp_path / label), ref_dir=str(tmp_path / "ref"), metrics={"w_dis": SetValue(value, 0.0, 4, 0)},
+                      clips=[], skipped=[], ignored=[], warnings=[], config={}, metric_info=info, provenance={})
+        dirs.append(res.write(tmp_path / label.replace(" ", "_"))[0].parent)
+    md = write_tables(dirs, tmp_path / "tables")["md"].read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in md.splitlines() if line.startswith("| ") and "System |" not in line}
+    assert rows["System A"] == "**3.00**" and rows["System B"] == "<u>4.00</u>"
+    assert rows["Ground truth"] == "0.00" and rows["Noise"] == "9.00"
+    assert "Not ranked (reference and sanity rows): Ground truth, Noise" in md
