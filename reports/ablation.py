@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tiva_bench.core.files import atomic_write_text
+from tiva_bench.reports.formatting import LATEX_SPECIAL, latex_escape, ranks
 
 # the paper's short headers (Tables 3-5); other metrics use their display name
 PAPER_HEADERS = {"w_dis": "W.", "dtw_dis": "DTW.", "imagebind_score": "IB", "layout_l2": "L2(t_{a}, t_{v})",
                  "fad_melception": "FAD", "kl_melception": "KL", "is_melception": "IS"}
 _UP, _DOWN = r"$\uparrow$", r"$\downarrow$"
 _MARKUP = re.compile(r"([_^])(?:\{([^{}]*)\}|([A-Za-z0-9]))")
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 
 
 @dataclass
@@ -41,11 +40,6 @@ class TableRow:
     values: dict[str, float]
     cells: dict[str, str] = field(default_factory=dict)
     n: int = 0
-
-
-def latex_escape(text: str) -> str:
-    """Plain text -> LaTeX text with every special character escaped."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
 def _split_markup(text: str):
@@ -67,7 +61,7 @@ def label_latex(text: str) -> str:
         if kind == "text":
             out.append(latex_escape(piece))
         else:
-            inner = "".join(_LATEX_SPECIAL.get(ch, ch) if ch in "\\&%$#_{}~^" else ch for ch in piece)
+            inner = "".join(LATEX_SPECIAL.get(ch, ch) if ch in "\\&%$#_{}~^" else ch for ch in piece)
             inner = inner.replace(r"\textbackslash{}", r"\backslash ").replace(r"\textasciitilde{}", r"\sim ").replace(r"\textasciicircum{}", r"\wedge ")
             out.append(f"${kind}{{{inner}}}$")
     return "".join(out)
@@ -90,13 +84,6 @@ def label_markdown(text: str) -> str:
             tag = "sup" if kind == "^" else "sub"
             out.append(f"<{tag}>{_md_escape(piece)}</{tag}>")
     return "".join(out)
-
-
-def ranks(values: list[float], higher_is_better: bool) -> list[int]:
-    """1 for the best value(s), 2 for the second best, 0 otherwise; NaN never ranks."""
-    distinct = sorted({v for v in values if not math.isnan(v)}, reverse=higher_is_better)
-    place = {v: i + 1 for i, v in enumerate(distinct[:2])}
-    return [0 if math.isnan(v) else place.get(v, 0) for v in values]
 
 
 def _header(metric: str, info: dict) -> str:

@@ -32,6 +32,7 @@ import pandas as pd
 
 from tiva_bench.core.files import atomic_write_text
 from tiva_bench.metrics.functional.stats import bootstrap_interval, bootstrap_mean_interval, frechet_bootstrap, holm, wilcoxon_signed_rank
+from tiva_bench.reports.formatting import latex_escape
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SET_RESAMPLES = 200
@@ -276,12 +277,6 @@ def _json_float(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
 
 
-def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$")):
-        text = text.replace(a, b)
-    return text
-
-
 def render_latex_with_intervals(annotated: list[dict], metrics: list[str] | None = None, decimals: int = 2, caption: str | None = None) -> str:
     """A booktabs table whose cells read ``value$_{\\pm h}$`` (``h`` = half the 95% interval's width)
     with the best ranked value bold and ``$^\\dagger$`` on values not significantly different from it;
@@ -294,13 +289,13 @@ def render_latex_with_intervals(annotated: list[dict], metrics: list[str] | None
             info.setdefault(name, m)
     lines = [r"\begin{table}[t]", r"\centering"]
     if caption:
-        lines.append(rf"\caption{{{_latex_escape(caption)}}}")
+        lines.append(rf"\caption{{{latex_escape(caption)}}}")
     lines += [rf"\begin{{tabular}}{{l{'c' * len(names)}}}", r"\toprule"]
     heads = []
     for n in names:
         m = info.get(n, {})
         scale = float(m.get("table_scale", 1.0))
-        heads.append(_latex_escape(m.get("display", n) + (f" (x{scale:g})" if scale != 1.0 else "")) + (r" $\uparrow$" if m.get("higher_is_better") else r" $\downarrow$"))
+        heads.append(latex_escape(m.get("display", n) + (f" (x{scale:g})" if scale != 1.0 else "")) + (r" $\uparrow$" if m.get("higher_is_better") else r" $\downarrow$"))
     lines.append(" & ".join(["Method", *heads]) + r" \\")
     lines.append(r"\midrule")
     labels = unique_labels(annotated)
@@ -325,7 +320,7 @@ def render_latex_with_intervals(annotated: list[dict], metrics: list[str] | None
                 elif r["same_as_best"] is True:
                     text += r"$^\dagger$"
                 cells.append(text)
-            name = _latex_escape(lab)
+            name = latex_escape(lab)
             lines.append(" & ".join([rf"\textit{{{name}}}" if group else name, *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     lines.append(r"\par\smallskip{\footnotesize Subscripts: half-width of the 95\% bootstrap interval. Bold: best; $^\dagger$: not significantly different from the best (Wilcoxon signed-rank, Holm). Italic rows are not ranked.}")

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from tiva_bench.core.files import atomic_write_text
 from tiva_bench.reports.tables import check_comparable
+from tiva_bench.reports.formatting import latex_escape, ranks
 
 
 @dataclass(frozen=True)
@@ -145,12 +146,6 @@ def _shown(cell: dict | None, column: Column, decimals: int) -> float | None:
     return round(cell["value"], decimals)
 
 
-def _rank(values: list[float | None], higher_is_better: bool) -> list[int]:
-    distinct = sorted({v for v in values if v is not None}, reverse=higher_is_better)
-    place = {v: i + 1 for i, v in enumerate(distinct[:2])}
-    return [place.get(v, 0) if v is not None else 0 for v in values]
-
-
 def build_table1(rows: list[dict], decimals: int = 2, omit_empty: bool = False, rank_reported: bool = False) -> Table1:
     """Order rows in blocks, pick the columns, rank and attach footnotes (module docstring)."""
     order = {g: i for i, g in enumerate(BLOCK_ORDER)}
@@ -162,12 +157,12 @@ def build_table1(rows: list[dict], decimals: int = 2, omit_empty: bool = False, 
     def ranked(r):
         return r["role"] == "compared" and r.get("rankable", True) and (r["source"] == "measured" or rank_reported)
 
-    ranks = [dict() for _ in rows]
+    row_ranks = [dict() for _ in rows]
     for col in columns:
         idx = [i for i, r in enumerate(rows) if ranked(r)]
-        places = _rank([_shown(rows[i]["cells"].get(col.key), col, decimals) for i in idx], col.higher_is_better)
+        places = ranks([_shown(rows[i]["cells"].get(col.key), col, decimals) for i in idx], col.higher_is_better)
         for i, p in zip(idx, places):
-            ranks[i][col.key] = p
+            row_ranks[i][col.key] = p
     # footnotes
     notes: list[tuple[str, str]] = []
     letters: dict[str, str] = {}
@@ -193,7 +188,7 @@ def build_table1(rows: list[dict], decimals: int = 2, omit_empty: bool = False, 
     if devices:
         text = f"Time: mean per-sample generation time in seconds after a warm-up, on {', '.join(devices)}"
         notes.append(("", text))
-    return Table1(columns, rows, ranks, marks, notes, decimals)
+    return Table1(columns, rows, row_ranks, marks, notes, decimals)
 
 
 def _cell_text(row: dict, col: Column, decimals: int) -> str:
@@ -231,14 +226,6 @@ def _block(row: dict) -> str:
 
 def _block_title(block: str) -> str:
     return block or OTHER_BLOCK
-
-
-def latex_escape(text: str) -> str:
-    out = []
-    for ch in str(text):
-        out.append({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
-                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}.get(ch, ch))
-    return "".join(out)
 
 
 def render_markdown(table: Table1) -> str:

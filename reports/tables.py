@@ -27,6 +27,7 @@ from tiva_bench.core.results import load_results
 from tiva_bench.core.errors import ConfigError
 from tiva_bench.reports.stats_summary import is_ranked
 from tiva_bench.core.files import text_digest
+from tiva_bench.reports.formatting import latex_escape, ranks
 
 # config sections that change each metric's value (besides audio.*, which changes every one)
 _SECTIONS = {"w_dis": ("sync",), "dtw_dis": ("sync",), "onset_acc": ("onset",), "onset_ap": ("onset",), "energy_l1": ("energy",)}
@@ -115,9 +116,7 @@ def summary_frame(results: Iterable[dict], metrics: list[str] | None = None) -> 
 
 def _ranks(column: pd.Series, higher_is_better: bool) -> pd.Series:
     """1 for the best value(s), 2 for the second best, 0 otherwise (NaN never ranks)."""
-    distinct = sorted(set(v for v in column if not math.isnan(v)), reverse=higher_is_better)
-    best = {v: i + 1 for i, v in enumerate(distinct[:2])}
-    return column.map(lambda v: best.get(v, 0) if not math.isnan(v) else 0)
+    return pd.Series(ranks(list(column), higher_is_better), index=column.index)
 
 
 def _header(name: str, info: dict, latex: bool) -> str:
@@ -125,19 +124,13 @@ def _header(name: str, info: dict, latex: bool) -> str:
     display = meta["display"]
     if latex:
         arrow = r"$\uparrow$" if meta["higher_is_better"] else r"$\downarrow$"
-        return f"{_latex_escape(display)} {arrow}"
+        return f"{latex_escape(display)} {arrow}"
     return f"{display} {'↑' if meta['higher_is_better'] else '↓'}"
-
-
-def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$")):
-        text = text.replace(a, b)
-    return text
 
 
 def _cells(frame: pd.DataFrame, info: dict, decimals: int, mark_best, mark_second, unranked: frozenset = frozenset()) -> list[list[str]]:
     ranked = frame.loc[[i for i in frame.index if i not in unranked]]
-    ranks = {c: _ranks(ranked[c], info.get(c, {}).get("higher_is_better", False)).reindex(frame.index, fill_value=0) for c in frame.columns}
+    places = {c: _ranks(ranked[c], info.get(c, {}).get("higher_is_better", False)).reindex(frame.index, fill_value=0) for c in frame.columns}
     body = []
     for label, row in frame.iterrows():
         cells = []
@@ -147,7 +140,7 @@ def _cells(frame: pd.DataFrame, info: dict, decimals: int, mark_best, mark_secon
                 cells.append("--")
                 continue
             text = f"{v:.{decimals}f}"
-            r = ranks[c][label]
+            r = places[c][label]
             cells.append(mark_best(text) if r == 1 else mark_second(text) if r == 2 else text)
         body.append(cells)
     return body
@@ -180,15 +173,15 @@ def render_latex(frame: pd.DataFrame, info: dict, decimals: int = 2, caption: st
     cols = "l" + "c" * len(frame.columns)
     lines = [r"\begin{table}[t]", r"\centering"]
     if caption:
-        lines.append(rf"\caption{{{_latex_escape(caption)}}}")
+        lines.append(rf"\caption{{{latex_escape(caption)}}}")
     lines += [rf"\begin{{tabular}}{{{cols}}}", r"\toprule"]
     lines.append(" & ".join(["Method", *[_header(c, info, True) for c in frame.columns]]) + r" \\")
     lines.append(r"\midrule")
     for label, cells in zip(frame.index, body):
-        lines.append(" & ".join([_latex_escape(str(label)) + ("$^*$" if label in mixed else ""), *cells]) + r" \\")
+        lines.append(" & ".join([latex_escape(str(label)) + ("$^*$" if label in mixed else ""), *cells]) + r" \\")
     lines.append(r"\bottomrule")
     for label, diff in mixed.items():
-        lines.append(rf"\multicolumn{{{len(frame.columns) + 1}}}{{l}}{{\footnotesize $^*${_latex_escape(label)}: scored with other settings ({_latex_escape(', '.join(diff))}); not ranked}} \\")
+        lines.append(rf"\multicolumn{{{len(frame.columns) + 1}}}{{l}}{{\footnotesize $^*${latex_escape(label)}: scored with other settings ({latex_escape(', '.join(diff))}); not ranked}} \\")
     lines += [r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
