@@ -322,27 +322,37 @@ def layout_resolution_figure(curves: dict[str, dict[str, list[float]]]):
     """Figure 5: training loss (left) and validation L2 (right) against step, one line per layout
     resolution. ``curves`` maps a label like ``"[102,5]"`` to ``{"train_loss": [...], "val_l2": [...],
     "step": [...]}``; ``step`` indexes ``train_loss``; ``val_l2`` is drawn at ``val_step`` when given,
-    else spread evenly over the same steps."""
+    else spread evenly over the same steps. A label with text after the size (``"[102,5] Eq. 4
+    layer"``) is another series: same colour as its size, its own line style."""
     if not curves:
         raise ConfigError("no curve to draw", "run `tiva-bench ablate` with a layout-resolution suite first")
+    sizes: list[str] = []
+    series: list[str] = []
+    for label in curves:
+        size, _, name = label.partition(" ")
+        sizes += [size] if size not in sizes else []
+        series += [name] if name not in series else []
+    styles = ["-", "--", ":", "-."]
     with publication_style() as plt:
         fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(6.4, 2.3))
-        for k, (label, c) in enumerate(curves.items()):
+        for label, c in curves.items():
+            size, _, name = label.partition(" ")
+            style = {"color": f"C{sizes.index(size) % 10}", "linestyle": styles[series.index(name) % len(styles)]}
             loss = np.asarray(c.get("train_loss", []), np.float64)
             steps = np.asarray(c.get("step", np.arange(1, loss.size + 1)), np.float64)
             if loss.size and steps.size != loss.size:
                 raise ConfigError(f"curve {label}: {loss.size} losses but {steps.size} steps")
             if loss.size:
-                ax_loss.plot(steps, loss, color=f"C{k}", label=label)
+                ax_loss.plot(steps, loss, label=label, **style)
             val = np.asarray(c.get("val_l2", []), np.float64)
             if val.size:
                 vsteps = np.asarray(c.get("val_step", np.linspace(steps[0] if steps.size else 1, steps[-1] if steps.size else val.size, val.size)), np.float64)
-                ax_val.plot(vsteps, val, color=f"C{k}", marker="o", ms=2.5, label=label)
+                ax_val.plot(vsteps, val, marker="o", ms=2.5, label=label, **style)
         ax_loss.set_xlabel("step")
         ax_loss.set_ylabel("training loss")
         ax_val.set_xlabel("step")
         ax_val.set_ylabel("validation L2")
-        ax_loss.legend(title="layout [M,C]", frameon=False)
+        ax_loss.legend(title="layout [M,C]", frameon=False, fontsize="x-small" if len(curves) > 5 else None)
         fig.tight_layout()
         return fig
 

@@ -3,12 +3,15 @@
     python scripts/train_ablation_checkpoints.py [--suite all] [--row SLUG] [--work runs/ablation-ckpt] [--device cpu]
 
 For every row of the suite(s) that has no shipped checkpoint of its own (rows naming
-``pretrained: tiva-tiny`` / ``tiva-tiny-nolayout`` reuse those), this runs the row exactly as
+``pretrained:`` reuse shipped files or join their parts; rows marked ``pretrained: train`` are
+trained on first use and not shipped), this runs the row exactly as
 ``tiva-bench ablate SUITE`` does: the tiva-tiny preset, training seed 0, the synthetic train split
 of data seed 100 (1,000 clips, the data the shipped tiva-tiny checkpoints were trained on), the
 preset's step counts; then it stores the final checkpoint as float16 safetensors in
 ``models/tiva/assets/ablate-<suite>-<row>.safetensors`` with its training record (seed, data seed,
-steps, command), and for Figure 5 rows the training curves beside it
+steps, command). Only the parts the row trained and uses are stored: T alone for layout and
+resolution rows, S + G (and the lift) for generator-only rows sampled with ground-truth layouts,
+the whole model otherwise. For Figure 5 rows the training curves are stored beside it
 (``ablate-fig5-<row>.curves.json``). The scores the run also writes (``WORK/tables/``) are the
 numbers to report in docs/ABLATIONS.md.
 
@@ -33,6 +36,15 @@ from tiva_bench import ablate  # noqa: E402
 from tiva_bench.models.tiva.model import TiVAModel, checkpoint_extra  # noqa: E402
 
 ASSETS = ROOT / "models" / "tiva" / "assets"
+
+
+def shipped_parts(suite, row) -> tuple[str, ...] | None:
+    """The model parts a row's shipped file needs (None: all of them)."""
+    if suite.kind in ("layout", "resolution"):
+        return ("layout",)
+    if row.stages == ["generator"] and row.inference.get("layout") == "ground_truth":
+        return ("semantic", "generator", "lift")
+    return None
 
 
 def main() -> None:
@@ -67,7 +79,9 @@ def main() -> None:
             record.update({"suite": suite.name, "row": row.slug, "label": row.label, "seed": args.seed, "data_seed": ablate.DATA_SEED,
                            "n_train": args.n_train, "reproduce": f"python scripts/train_ablation_checkpoints.py --suite {suite.name} --row {row.slug}"})
             target = ASSETS / f"ablate-{suite.name}-{row.slug}.safetensors"
-            TiVAModel.load(src).save(target, extra=record, half=True)
+            parts = shipped_parts(suite, row)
+            record["parts"] = list(parts) if parts else "all"
+            TiVAModel.load(src).save(target, extra=record, half=True, parts=parts)
             curves = opts.out / "rows" / row.slug / "curves.json"
             if curves.exists():
                 shutil.copyfile(curves, target.with_suffix(".curves.json"))

@@ -76,6 +76,12 @@ BAD_SUITES = [
     ("kind: generate\ncolumns: [w_dis]\ncolums: [x]\nrows:\n  - label: A\n", "colums"),
     ("kind: layout\ncolumns: [layout_l2]\nrows:\n  - label: A\n    stages: [layout, generator]\n", "layout stage only"),
     ("kind: generate\ncolumns: [w_dis]\nrows:\n  - label: A\n  - label: A\n", "share the folder name"),
+    ("kind: generate\ncolumns: [w_dis]\ndescriptors: [x]\nrows:\n  - label: A\n    cells: {x: '${layout_hed}'}\n", "layout_hed"),
+    ("kind: generate\ncolumns: [w_dis]\nrows:\n  - label: A\n    presets: [tiva-small]\n", "presets"),
+    ("kind: generate\ncolumns: [w_dis]\nrows:\n  - label: A\n    pretrained: {layuot: x}\n", "layuot"),
+    ("kind: resolution\ncolumns: [layout_l2]\nsweep: {tiva-tiny: [[26, 1]]}\ntemplate: {stages: [layout]}\n"
+     "series:\n  - {name: B, slug: b, confg: {}, sweep: {tiva-tiny: [[26, 1]]}}\n", "confg"),
+    ("kind: generate\ncolumns: [w_dis]\nseries: []\nrows:\n  - label: A\n", "series"),
 ]
 
 
@@ -87,6 +93,16 @@ def test_a_bad_suite_fails_before_any_work_with_one_line_naming_the_key(tmp_path
     message = str(err.value)
     assert named in message and "\n" not in message
     assert not out.exists()  # nothing written, nothing trained
+
+
+def test_rows_apply_to_their_presets_and_cells_read_the_config():
+    """table4 compares both layout-predictor output layers under each preset: the paper's five
+    rows use the preset's default, one more row the other layer; the cell shows the config value."""
+    for preset, default, other in (("tiva-tiny", "per-step", "concat"), ("tiva-paper", "concat", "per-step")):
+        rows = ablate.load_suite("table4", preset)[0].rows
+        assert [r.cfg.layout_head for r in rows] == [default] * 5 + [other]
+        assert [r.cells["output layer"] for r in rows] == [default] * 5 + [other]
+        assert rows[0].cells["CLIP features"] == "CLS^{11}"  # the paper's braces are left alone
 
 
 def test_config_fields_are_read_from_the_dataclass(tmp_path, monkeypatch):
@@ -102,10 +118,12 @@ def test_config_fields_are_read_from_the_dataclass(tmp_path, monkeypatch):
 
 
 def test_pretrained_fails_in_one_line_naming_a_row_without_a_shipped_checkpoint(tmp_path):
+    suite = _write(tmp_path, "name: mine\nkind: generate\ncolumns: [w_dis]\nrows:\n  - label: TiVA\n    pretrained: tiva-tiny\n"
+                             "  - label: Mine\n    config: {window: 2}\n")
     with pytest.raises(ConfigError) as err:
-        ablate.run_suites("table5", ablate.AblateOptions(out=tmp_path / "o", pretrained=True, n=1))
+        ablate.run_suites(suite, ablate.AblateOptions(out=tmp_path / "o", pretrained=True, n=1))
     text = str(err.value)
-    assert "'w/o Joint'" in text and "train_ablation_checkpoints.py" in text and "\n" not in text
+    assert "'Mine'" in text and "ablate-mine-mine.safetensors" in text and "train_ablation_checkpoints.py" in text and "\n" not in text
     assert not (tmp_path / "o").exists()
     # the rows with shipped checkpoints resolve
     suite = ablate.load_suite("table5")[0]
@@ -163,6 +181,7 @@ def ablation_run(tmp_path_factory):
         extra = {"eval_every": 1} if name == "fig5" else {}
         if name == "fig5":
             extra["sweep"] = {"tiva-tiny": [[102, 5], [26, 1]]}
+            extra["series"] = [{"name": "Eq. 4 layer", "slug": "eq4", "config": {"layout_head": "concat"}, "sweep": {"tiva-tiny": [[26, 1]]}}]
         if name == "table3":  # the ODF row runs the same code as the onset row (a one-band layout, lifted)
             rows = yaml.safe_load((SUITES / "table3.yaml").read_text())["rows"]
             extra["rows"] = [r for r in rows if r["slug"] != "g-odf"]
@@ -189,12 +208,15 @@ def test_suites_write_their_tables_rows_and_figure(ablation_run):
     assert r"G w/ t$_{a}$" in (out / "tables" / "table3.tex").read_text()
     curves = json.loads((out / "rows" / "m102-c5" / "curves.json").read_text())
     assert curves["step"] == [1.0, 2.0] and len(curves["val_l2"]) == 2 and all(np.isfinite(curves["train_loss"]))
+    assert [r["label"] for r in _read_csv(out / "tables" / "fig5.csv")] == ["[102,5]", "[26,1]", "[26,1] Eq. 4 layer"]
+    assert json.loads((out / "rows" / "m26-c1-eq4" / "curves.json").read_text())["step"] == [1.0, 2.0]
 
 
 def test_table4_l2_equals_an_independent_recomputation_from_layouts_npz(ablation_run):
     out = ablation_run[0]
     rows = _read_csv(out / "tables" / "table4.csv")
-    assert len(rows) == 5
+    assert len(rows) == 6  # the paper's five and the full design with the other output layer
+    assert [r["output layer"] for r in rows] == ["per-step"] * 5 + ["concat"]
     for r in rows:
         data = np.load(out / "rows" / r["row"] / "layouts.npz")
         assert data["t_v"].shape == data["t_a"].shape == (2, 102, 5) and list(data["clip"]) == ["val_00000", "val_00001"]
@@ -240,6 +262,27 @@ def test_shared_components_trained_once(ablation_run):
     assert sum(m.strip().startswith("TiVA:") for m in trained) <= 3
 
 
+def test_wo_joint_equals_t_and_g_trained_separately(ablation_run):
+    """w/o Joint's S and G (its generator stage, run after the layout stage) equal Table 3's
+    "G w/ t_a" (the generator stage alone), weight for weight: the generator stage neither reads
+    T nor draws random numbers that depend on it. This is what lets the shipped w/o Joint join T
+    from Table 4's full row and S + G from Table 3's mel row."""
+    import torch
+
+    from tiva_bench.models.tiva.model import TiVAModel
+
+    out = ablation_run[0]
+    joint_skipped = TiVAModel.load(json.loads((out / "rows" / "wo-joint" / "row.json").read_text())["checkpoint"])
+    g_only = TiVAModel.load(json.loads((out / "rows" / "g-mel" / "row.json").read_text())["checkpoint"])
+    for part in ("semantic", "generator"):
+        a, b = getattr(joint_skipped, part).state_dict(), getattr(g_only, part).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), part
+    # and T is what the layout stage alone gives (Table 4's full row trains the same stage)
+    t_only = TiVAModel.load(json.loads((out / "rows" / "cls-all-sa-wa-patch" / "row.json").read_text())["checkpoint"])
+    a, b = joint_skipped.layout.state_dict(), t_only.layout.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_cli_unknown_key_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: generate\ncolumns: [w_dis]\nrows:\n  - label: A\n    config: {layout_kindd: mel}\n")
@@ -247,3 +290,54 @@ def test_cli_unknown_key_exits_2_with_one_line(tmp_path):
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "layout_kindd" in proc.stderr and "did you mean 'layout_kind'" in proc.stderr
+
+
+# ---------------------------------------------------------------- shipped and composed checkpoints
+
+def _tiny_model(seed: int, **changes):
+    import dataclasses
+
+    import torch
+
+    from tiva_bench.models.tiva.config import preset
+    from tiva_bench.models.tiva.model import TiVAModel
+
+    torch.manual_seed(seed)
+    return TiVAModel(dataclasses.replace(preset("tiva-tiny"), **{k: tuple(v) if isinstance(v, list) else v for k, v in {**TINY, **changes}.items()}))
+
+
+def test_pretrained_parts_mapping_joins_separately_trained_parts(tmp_path, monkeypatch):
+    """``pretrained: {layout: A, generator: B}`` gives T from A and S, G from B, bit for bit."""
+    import torch
+
+    a, b = _tiny_model(1), _tiny_model(2)
+    a.save(tmp_path / "ablate-x-a.safetensors", parts=("layout",))
+    b.save(tmp_path / "ablate-x-b.safetensors", parts=("semantic", "generator"))
+    monkeypatch.setattr(ablate, "ASSETS", tmp_path)
+    suite = ablate.load_suite(_write(tmp_path, "name: x\nkind: generate\ncolumns: [w_dis]\nconfig: " + json.dumps(TINY) + "\nrows:\n"
+                                     "  - label: J\n    pretrained: {layout: ablate-x-a, generator: ablate-x-b}\n"))[0]
+    path = ablate.pretrained_checkpoint(suite.rows[0], suite, ablate.AblateOptions(out=tmp_path / "o", pretrained=True))
+    from tiva_bench.models.tiva.model import TiVAModel
+
+    joined = TiVAModel.load(path)
+    assert joined.untrained_parts == ()
+    for name, source in (("layout", a), ("semantic", b), ("generator", b)):
+        mine, theirs = getattr(joined, name).state_dict(), getattr(source, name).state_dict()
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert path.parent == tmp_path / "o" / "train"
+    # a part the named file does not hold is refused, naming it
+    suite = ablate.load_suite(_write(tmp_path, "name: x\nkind: generate\ncolumns: [w_dis]\nconfig: " + json.dumps(TINY) + "\nrows:\n"
+                                     "  - label: K\n    pretrained: {layout: ablate-x-b, generator: ablate-x-b}\n"))[0]
+    with pytest.raises(ConfigError, match="no trained layout part"):
+        ablate.pretrained_checkpoint(suite.rows[0], suite, ablate.AblateOptions(out=tmp_path / "o2", pretrained=True))
+
+
+def test_a_row_marked_train_is_trained_under_pretrained(tmp_path):
+    suite = _write(tmp_path, "name: mine\nkind: layout\ncolumns: [layout_l2]\ntrain: {batch_size: 2}\nconfig: " + json.dumps(TINY) + "\nrows:\n"
+                             "  - label: T alone\n    stages: [layout]\n    pretrained: train\n")
+    logs: list[str] = []
+    opts = ablate.AblateOptions(out=tmp_path / "o", pretrained=True, n=1, n_val=2, n_train=2, steps=1, workers=1)
+    ablate.run_suites(suite, opts, logs.append)
+    assert any("no shipped checkpoint" in m for m in logs) and any("training stage layout" in m for m in logs)
+    assert (tmp_path / "o" / "rows" / "t-alone" / "layouts.npz").is_file()
+    assert "rows without one trained here" in (tmp_path / "o" / "tables" / "mine.md").read_text()

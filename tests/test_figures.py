@@ -72,6 +72,15 @@ def test_layout_resolution_figure_draws_the_given_curves(tmp_path):
         figures.plot_layout_resolution({"[1,1]": {"train_loss": [1, 2], "step": [1]}}, tmp_path / "bad")
 
 
+def test_a_second_series_shares_its_sizes_colour_with_its_own_line_style():
+    one = {"train_loss": [1.0, 0.5], "val_l2": [0.9], "step": [1, 2]}
+    fig = figures.layout_resolution_figure({"[102,5]": one, "[51,2]": one, "[102,5] Eq. 4 layer": one, "[51,2] Eq. 4 layer": one})
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert lines["[102,5]"].get_color() == lines["[102,5] Eq. 4 layer"].get_color() != lines["[51,2]"].get_color()
+    assert lines["[51,2]"].get_color() == lines["[51,2] Eq. 4 layer"].get_color()
+    assert lines["[102,5]"].get_linestyle() == lines["[51,2]"].get_linestyle() != lines["[102,5] Eq. 4 layer"].get_linestyle()
+
+
 def _results(tmp_path: Path) -> list[dict]:
     rng = np.random.default_rng(0)
     ref_dir = tmp_path / "ref"

@@ -6,12 +6,23 @@ folder name), ``config`` (overrides of ``TiVAConfig``, checked against its field
 (``all`` or a list of ``layout`` / ``generator`` / ``joint``), ``train`` (overrides of the train
 config: ``steps``, ``lr``, ``batch_size`` as one number or per stage, or any other train-config field),
 ``inference`` (``layout: predicted|ground_truth``, ``use_layout``, ``use_semantics``,
-``guidance``, ``steps``), ``pretrained`` (a shipped checkpoint's name) and, for tables with
-descriptor columns, ``cells``. Every key and value is checked before any training.
+``guidance``, ``steps``), ``pretrained`` (see below), ``presets`` (the presets the row applies to;
+default all) and, for tables with descriptor columns, ``cells`` (text; ``${field}`` is replaced by
+the row's TiVA config value, e.g. ``"${layout_head}"``). Every key and value is checked before any
+training.
+
+``pretrained`` says where ``--pretrained`` finds the row's checkpoint: a shipped name
+(``tiva-tiny``), a mapping of model parts to shipped names (``{layout: ablate-table4-...,
+generator: ablate-table3-g-mel}``: the parts are joined into one model, e.g. w/o Joint from a T and
+a G trained separately), or ``train`` (nothing shipped: the row is trained on first use even with
+``--pretrained``). Without it, the file ``ablate-<suite>-<row>.safetensors`` among the package's
+model assets (written by ``scripts/train_ablation_checkpoints.py``).
 
 Suite kinds: ``generate`` (train, generate the test split, score), ``layout`` (train T, report
 L2(t_a, t_v) on the validation split), ``resolution`` (``layout`` over a sweep of layout sizes with
-training-loss and validation-L2 curves: Figure 5); a suite with ``include`` runs other suites.
+training-loss and validation-L2 curves: Figure 5; its rows come from ``sweep`` + ``template``, or
+from ``series``: a list of ``{name, slug, config, sweep[, pretrained]}``, one curve family each, e.g. the two
+layout-predictor output layers); a suite with ``include`` runs other suites.
 
 Outputs under ``OUT``:
 
@@ -41,6 +52,7 @@ import json
 import math
 import os
 import re
+import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,14 +67,14 @@ from tiva_bench.config import ScoreConfig
 from tiva_bench.core.cache import FeatureCache
 from tiva_bench.core.data import folder_items, load_av_window
 from tiva_bench.core.errors import ConfigError, TivaBenchError
-from tiva_bench.core.files import atomic_write_text, text_digest
+from tiva_bench.core.files import atomic_write_text, file_digest, text_digest
 from tiva_bench.core.registry import did_you_mean
 from tiva_bench.core.results import provenance, utc_now
 from tiva_bench.metrics.registry import METRICS
 from tiva_bench.models.tiva.codec import build_codec
 from tiva_bench.models.tiva.config import TiVAConfig, preset
 from tiva_bench.models.tiva.frame_encoder import frame_encoder_for
-from tiva_bench.models.tiva.model import TiVAModel, checkpoint_extra
+from tiva_bench.models.tiva.model import PARTS, TiVAModel, checkpoint_extra
 from tiva_bench.models.tiva.losses import STAGES
 from tiva_bench.models.tiva.pipeline import ASSETS, SHIPPED, load_pipeline
 from tiva_bench.models.tiva.stages import stages_for
@@ -73,8 +85,10 @@ from tiva_bench.train import TrainConfig, feature_settings, prepare_features, tr
 
 
 SUITE_KINDS = ("generate", "layout", "resolution")
-SUITE_KEYS = {"name", "title", "kind", "columns", "descriptors", "rows", "include", "config", "train", "sweep", "template", "eval_every"}
-ROW_KEYS = {"label", "slug", "config", "stages", "train", "inference", "pretrained", "cells"}
+SUITE_KEYS = {"name", "title", "kind", "columns", "descriptors", "rows", "include", "config", "train", "sweep", "template", "series", "eval_every"}
+ROW_KEYS = {"label", "slug", "config", "stages", "train", "inference", "pretrained", "cells", "presets"}
+SERIES_KEYS = {"name", "slug", "config", "sweep", "pretrained"}
+TRAIN_ON_USE = "train"  # pretrained: train -> no shipped checkpoint; trained on first use
 INFERENCE_KEYS = {"layout": str, "use_layout": bool, "use_semantics": bool, "guidance": float, "steps": int}
 # train-config fields the ablate command sets itself (every other field may be overridden by a suite)
 # (a model is always built from the row's config and passed as ``init``, so fields that only shape a new model are set here too)
@@ -97,8 +111,13 @@ class Row:
     stages: list[str]
     train: dict
     inference: dict
-    pretrained: str | None
+    pretrained: str | dict | None
     cells: dict = field(default_factory=dict)
+
+    @property
+    def trains_on_use(self) -> bool:
+        """No shipped checkpoint: trained even under ``--pretrained``."""
+        return self.pretrained == TRAIN_ON_USE
 
 
 @dataclass
@@ -267,13 +286,37 @@ def _check_row(data: Any, base: TiVAConfig, suite_config: dict, suite_train: dic
         raise ConfigError(f"{where}.cells must be a mapping of descriptor column -> text")
     _unknown(cells, set(descriptors), f"{where}.cells")
     pretrained = data.get("pretrained")
-    if pretrained is not None and not isinstance(pretrained, str):
-        raise ConfigError(f"{where}.pretrained must be the name of a shipped checkpoint")
+    if isinstance(pretrained, dict):
+        _unknown(pretrained, set(PARTS), f"{where}.pretrained")
+        if not pretrained or not all(isinstance(v, str) for v in pretrained.values()):
+            raise ConfigError(f"{where}.pretrained: map model parts ({', '.join(PARTS)}) to shipped checkpoint names")
+    elif pretrained is not None and not isinstance(pretrained, str):
+        raise ConfigError(f"{where}.pretrained must be a shipped checkpoint's name, a mapping of parts to names, or {TRAIN_ON_USE!r}")
+    try:
+        cells = {k: string.Template(str(v)).substitute(cfg.to_dict()) for k, v in cells.items()}
+    except KeyError as exc:
+        raise ConfigError(f"{where}.cells: ${{{exc.args[0]}}} is not a TiVA config field", "write ${field} with a field of TiVAConfig, or $$ for a dollar sign") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}.cells: {exc}", "write ${field} with a field of TiVAConfig, or $$ for a dollar sign") from None
     train_over = dict(suite_train)
     train_over.update(_check_train(data.get("train") or {}, where))
     return Row(label=label, slug=slug, cfg=cfg, overrides=dict(overrides), stages=_check_stages(data.get("stages", "all"), cfg, where),
                train=train_over, inference=_check_inference(data.get("inference") or {}, where), pretrained=pretrained,
-               cells={k: str(v) for k, v in cells.items()})
+               cells=cells)
+
+
+def _sweep_rows(sizes: Any, template: dict, label_suffix: str, slug_suffix: str, config: dict, where: str) -> list[dict]:
+    """Raw rows (template + ``layout_time``/``layout_bands`` + ``config``) for a list of ``[M, C]``."""
+    if not isinstance(sizes, list):
+        raise ConfigError(f"{where}: expected a list of [M, C]")
+    rows = []
+    for k, size in enumerate(sizes):
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            raise ConfigError(f"{where}[{k}]: expected [M, C] with positive integers, got {size!r}")
+        m, c = size
+        rows.append({**template, "label": f"[{m},{c}]{label_suffix}", "slug": f"m{m}-c{c}{slug_suffix}",
+                     "config": {**(template.get("config") or {}), **config, "layout_time": m, "layout_bands": c}})
+    return rows
 
 
 def load_suite(name_or_path: str, preset_name: str = "tiva-tiny", _seen: tuple = ()) -> list[Suite]:
@@ -342,22 +385,42 @@ def load_suite(name_or_path: str, preset_name: str = "tiva-tiny", _seen: tuple =
         template = data.get("template") or {}
         if not isinstance(template, dict):
             raise ConfigError(f"{source}.template must be a mapping (a row without label)")
-        _unknown(template, ROW_KEYS - {"label", "slug", "cells"}, f"{source}.template")
-        raw_rows = []
-        for k, size in enumerate(sweep[preset_name]):
-            if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-                raise ConfigError(f"{source}.sweep.{preset_name}[{k}]: expected [M, C] with positive integers, got {size!r}")
-            m, c = size
-            row = {**template, "label": f"[{m},{c}]", "slug": f"m{m}-c{c}",
-                   "config": {**(template.get("config") or {}), "layout_time": m, "layout_bands": c}}
-            raw_rows.append(row)
+        _unknown(template, ROW_KEYS - {"label", "slug", "cells", "presets"}, f"{source}.template")
+        raw_rows = _sweep_rows(sweep[preset_name], template, "", "", {}, f"{source}.sweep.{preset_name}")
+        series = data.get("series") or []
+        if not isinstance(series, list):
+            raise ConfigError(f"{source}.series: expected a list of {{name, slug, config, sweep}}")
+        for i, one in enumerate(series):
+            where = f"{source}.series[{i}]"
+            if not isinstance(one, dict):
+                raise ConfigError(f"{where}: expected a mapping with name, slug, config and sweep")
+            _unknown(one, SERIES_KEYS, where)
+            if not isinstance(one.get("name"), str) or not isinstance(one.get("slug"), str) or not isinstance(one.get("sweep"), dict):
+                raise ConfigError(f"{where}: needs a name, a slug and a sweep ({{<preset>: [[M, C], ...]}})")
+            _unknown(one["sweep"], set(PRESETS_ALLOWED), f"{where}.sweep")
+            if not isinstance(one.get("config") or {}, dict):
+                raise ConfigError(f"{where}.config must be a mapping of TiVA config fields")
+            series_template = {**template, **({"pretrained": one["pretrained"]} if "pretrained" in one else {})}
+            raw_rows += _sweep_rows(one["sweep"].get(preset_name, []), series_template, f" {one['name']}", f"-{one['slug']}", one.get("config") or {},
+                                    f"{where}.sweep.{preset_name}")
     else:
         if "sweep" in data or "template" in data:
             raise ConfigError(f"{source}: sweep and template belong to resolution suites (kind: resolution)")
+        if "series" in data:
+            raise ConfigError(f"{source}: series belong to resolution suites (kind: resolution)")
         raw_rows = data.get("rows")
         if not isinstance(raw_rows, list) or not raw_rows:
             raise ConfigError(f"{source}.rows: expected a list of rows")
-    rows = [_check_row(r, base, suite_config, suite_train, f"{source}.rows[{i}]", descriptors) for i, r in enumerate(raw_rows)]
+    rows = []
+    for i, r in enumerate(raw_rows):
+        row = _check_row(r, base, suite_config, suite_train, f"{source}.rows[{i}]", descriptors)
+        presets = r.get("presets", list(PRESETS_ALLOWED)) if isinstance(r, dict) else None
+        if not isinstance(presets, list) or not presets or any(p not in PRESETS_ALLOWED for p in presets):
+            raise ConfigError(f"{source}.rows[{i}].presets: expected a list of {', '.join(PRESETS_ALLOWED)}, got {presets!r}")
+        if preset_name in presets:
+            rows.append(row)
+    if not rows:
+        raise ConfigError(f"{source}: no row applies to preset {preset_name}")
     slugs = [r.slug for r in rows]
     dup = next((s for s in slugs if slugs.count(s) > 1), None)
     if dup:
@@ -536,15 +599,31 @@ def train_row(row: Row, opts: AblateOptions, splits: Splits, log=print, progress
 def pretrained_checkpoint(row: Row, suite: Suite, opts: AblateOptions) -> Path:
     """The shipped checkpoint of a row, or a one-line error saying which row and how to train it.
 
-    A row's checkpoint is ``pretrained:`` (a shipped name) or, failing that, the file
+    A row's checkpoint is ``pretrained:`` (a shipped name, or parts joined from several: written
+    once to ``OUT/train/composed-<digest>.safetensors``) or, failing that, the file
     ``ablate-<suite>-<row>.safetensors`` among the package's model assets (what
     ``scripts/train_ablation_checkpoints.py`` writes)."""
-    name = row.pretrained if row.pretrained else f"ablate-{suite.name}-{row.slug}"
-    path = SHIPPED.get(name, ASSETS / f"{name}.safetensors")
     fix = (f"train it: tiva-bench ablate {suite.name} --preset {opts.preset} (without --pretrained), "
            f"or python scripts/train_ablation_checkpoints.py --suite {suite.name} --row {row.slug}")
-    if not path.exists():
-        raise ConfigError(f"row {row.label!r} of suite {suite.name} has no shipped {opts.preset} checkpoint ({path.name})", fix)
+
+    def shipped(name: str) -> Path:
+        path = SHIPPED.get(name, ASSETS / f"{name}.safetensors")
+        if not path.exists():
+            raise ConfigError(f"row {row.label!r} of suite {suite.name} has no shipped {opts.preset} checkpoint ({path.name})", fix)
+        return path
+
+    if isinstance(row.pretrained, dict):
+        sources = {part: shipped(name) for part, name in row.pretrained.items()}
+        digest = text_digest(json.dumps({k: [v.name, file_digest(v)] for k, v in sorted(sources.items())}, sort_keys=True), 16)
+        path = Path(opts.out) / "train" / f"composed-{digest}.safetensors"
+        if not path.exists():
+            try:
+                model = TiVAModel.compose(sources)
+            except TivaBenchError as exc:
+                raise ConfigError(f"row {row.label!r} of suite {suite.name}: {exc.message}", exc.fix or fix) from None
+            model.save(path, extra={"composed_from": {k: v.name for k, v in sources.items()}})
+    else:
+        path = shipped(row.pretrained if row.pretrained else f"ablate-{suite.name}-{row.slug}")
     cfg, base = TiVAModel.load(path).cfg, preset(opts.preset)
     if (cfg.frame_encoder, cfg.codec, cfg.feature_dim) != (base.frame_encoder, base.codec, base.feature_dim):
         raise ConfigError(f"row {row.label!r} of suite {suite.name}: the shipped checkpoint {path.name} is not a {opts.preset} model", fix)
@@ -784,13 +863,14 @@ def check_pretrained(suites: list[Suite], opts: AblateOptions) -> None:
     if opts.pretrained:
         for suite in suites:
             for row in suite.rows:
-                pretrained_checkpoint(row, suite, opts)
+                if not row.trains_on_use:
+                    pretrained_checkpoint(row, suite, opts)
 
 
 def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
     """Run (or reuse) every row of one suite and write its table (and figure); returns the paths."""
     out = Path(opts.out)
-    need_train = not opts.pretrained
+    need_train = not opts.pretrained or any(r.trains_on_use for r in suite.rows)
     need_val = suite.kind in ("layout", "resolution")
     splits = prepare_splits(opts, need_train, need_val, suite.kind == "generate", log)
     domain = "synthetic" if splits.synthetic else "real"
@@ -811,7 +891,8 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
     log(f"suite {suite.name} ({suite.source}): {len(suite.rows)} rows, preset {opts.preset}, seed {opts.seed}")
     records = []
     for row in suite.rows:
-        if opts.pretrained:
+        shipped = opts.pretrained and not row.trains_on_use
+        if shipped:
             checkpoint = pretrained_checkpoint(row, suite, opts)
             checkpoint_key = f"shipped:{checkpoint.name}"
             chain_last = None
@@ -826,7 +907,9 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
         if result is not None:
             log(f"  {row.label}: reusing {row_dir}")
         else:
-            if not opts.pretrained:
+            if not shipped:
+                if opts.pretrained:
+                    log(f"  {row.label}: no shipped checkpoint (pretrained: {TRAIN_ON_USE} in the suite); training it")
                 progress_for = None
                 if curve_every:
                     val = validation(row.cfg)
@@ -839,7 +922,7 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
                 curves = None
                 if suite.kind == "resolution":  # recorded while training, or shipped beside the checkpoint
                     sidecar = checkpoint.with_suffix(".curves.json")
-                    if not opts.pretrained:
+                    if not shipped:
                         curves = read_curves(chain_last)
                     elif sidecar.exists():
                         curves = json.loads(sidecar.read_text())
@@ -868,7 +951,7 @@ def write_outputs(suite: Suite, records: list[tuple[Row, dict]], columns: list[s
                            "display": m.get("display", c)}
     n_word = "test" if suite.kind == "generate" else "validation"
     notes = (f"n = {max((r.n for r in table_rows), default=0)} {n_word} clips; training and sampling seed {opts.seed}; "
-             + ("shipped checkpoints" if opts.pretrained else "rows retrained" + (f" for {opts.steps} steps per stage" if opts.steps else ""))
+             + (("shipped checkpoints" + ("; rows without one trained here" if any(r.trains_on_use for r, _ in records) else "")) if opts.pretrained else "rows retrained" + (f" for {opts.steps} steps per stage" if opts.steps else ""))
              + f"; preset {opts.preset}; "
              + (f"synthetic benchmark v{splits.notes.get('synthetic_version', 1)}, data seed {splits.notes.get('data_seed')}" if splits.synthetic else f"data {splits.notes.get('data')}"))
     paths = ablation_report.write_ablation_tables(out / "tables", suite.name, suite.title, table_rows, columns, info, suite.descriptors, notes,

@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--data-seed", type=int, default=100, help="seed of the synthetic splits (default 100: the shipped checkpoints' training data)")
     ab.add_argument("--synthetic-version", type=int, default=1, choices=[1, 2], help="synthetic benchmark version (default 1; see docs/DATA.md)")
     ab.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1")
-    ab.add_argument("--pretrained", action="store_true", help="use shipped checkpoints instead of training (fails naming any row without one)")
+    ab.add_argument("--pretrained", action="store_true", help="use shipped checkpoints instead of training (rows marked 'pretrained: train' are trained; fails naming any other row without one)")
     ab.add_argument("--steps", type=int, metavar="K", help="train every stage for K steps (quick checks; default: the suite's / preset's)")
     ab.add_argument("--sampling-steps", type=int, metavar="K", help="sampler steps for every row (quick checks; default 25)")
     ab.add_argument("--batch-size", type=int, default=16, help="clips per generation batch")

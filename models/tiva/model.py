@@ -9,6 +9,11 @@ Saving and loading, two forms holding the same thing (weights + the whole ``TiVA
   record, ``checkpoint_extra``); this is what training writes and what the shipped
   ``assets/*.safetensors`` are.
 
+``save(FILE, parts=...)`` keeps only some parts (``PARTS``: ``semantic``, ``layout``,
+``generator``, ``lift``), e.g. a layout predictor trained alone; such a file loads with the other
+parts freshly initialised and marked untrained: calling one raises ``UntrainedPartError``
+naming the file. ``TiVAModel.compose`` joins parts from several files of the same config.
+
 ``from_pretrained`` and ``load`` read either form. A config saved before a field existed loads
 with that field's ``LEGACY`` value (``config.py``), so older checkpoints give the outputs they
 were trained to give. Each component (``semantic``, ``layout``, ``generator``) is also a diffusers
@@ -32,14 +37,27 @@ from tiva_bench.models.tiva.layout_predictor import LayoutPredictor
 from tiva_bench.models.tiva.semantic_encoder import SemanticEncoder
 
 CHECKPOINT_FORMAT = "tiva-bench/tiva/1"
+PARTS = ("semantic", "layout", "generator", "lift")  # the trainable sub-modules, by attribute name
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+
+
+class UntrainedPartError(TivaBenchError):
+    """A part of a partial checkpoint that was not stored (so never trained) was called."""
+
+
+def _refuse_untrained(part: str, source: str):
+    def hook(module, args):
+        raise UntrainedPartError(f"{source} holds no trained {part} part (a partial checkpoint)",
+                                 f"use a checkpoint that includes it, or compose one with TiVAModel.compose")
+    return hook
 
 
 class TiVAModel(nn.Module):
     def __init__(self, cfg: TiVAConfig):
         super().__init__()
         self.cfg = cfg.validate()
+        self.untrained_parts: tuple[str, ...] = ()  # parts a partial checkpoint did not hold
         layers = list(cfg.cls_layers)
         self.semantic = SemanticEncoder(cfg.feature_dim, cfg.semantic_dim, layers.index(cfg.semantic_layer))
         layout_out = cfg.layout_bands if cfg.layout_kind == "mel" else 1
@@ -70,21 +88,38 @@ class TiVAModel(nn.Module):
 
     # ------------------------------------------------------------ saving and loading
 
-    def _state(self, half: bool) -> dict[str, torch.Tensor]:
-        return {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu() for k, v in self.state_dict().items()}
+    def present_parts(self) -> tuple[str, ...]:
+        """The parts this model has (``lift`` only for one-band layouts)."""
+        return tuple(p for p in PARTS if getattr(self, p) is not None)
 
-    def save(self, path: str | Path, extra: dict | None = None, half: bool = False) -> Path:
+    def _state(self, half: bool, parts: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        keep = None if parts is None else tuple(f"{p}." for p in parts)
+        return {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu() for k, v in self.state_dict().items()
+                if keep is None or k.startswith(keep)}
+
+    def save(self, path: str | Path, extra: dict | None = None, half: bool = False, parts: tuple[str, ...] | None = None) -> Path:
         """One safetensors file, config in its metadata (float16 with ``half``: half the size,
-        loaded back into float32). ``extra``: a JSON-able training record."""
+        loaded back into float32). ``extra``: a JSON-able training record. ``parts``: store only
+        these parts (a subset of ``PARTS``; parts the model lacks are ignored); the file records
+        which, and loading it marks the others untrained."""
         from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format": CHECKPOINT_FORMAT, "config": json.dumps(self.cfg.to_dict())}
+        if parts is not None:
+            unknown = set(parts) - set(PARTS)
+            if unknown:
+                raise TivaBenchError(f"unknown model part {sorted(unknown)[0]!r}", f"parts are {', '.join(PARTS)}")
+            parts = tuple(p for p in self.present_parts() if p in parts and p not in self.untrained_parts)
+            meta["parts"] = json.dumps(list(parts))
+        elif self.untrained_parts:
+            parts = tuple(p for p in self.present_parts() if p not in self.untrained_parts)
+            meta["parts"] = json.dumps(list(parts))
         if extra:
             meta["extra"] = json.dumps(extra)
         tmp = path.with_name(f".{path.name}.tmp")
-        save_file(self._state(half), str(tmp), metadata=meta)
+        save_file(self._state(half, parts), str(tmp), metadata=meta)
         tmp.replace(path)
         return path
 
@@ -150,16 +185,56 @@ class TiVAModel(nn.Module):
             raise TivaBenchError(f"{path} is not a tiva-bench TiVA checkpoint (format {meta.get('format')!r})")
         try:
             cfg = TiVAConfig.from_dict(json.loads(meta["config"]))
+            parts = tuple(json.loads(meta["parts"])) if "parts" in meta else None
         except (KeyError, ValueError, TypeError) as exc:
             raise TivaBenchError(f"{path} has an unreadable config ({exc})", "use a checkpoint written by this version") from None
-        return cls._with_weights(cfg, load_file(str(path), device=map_location), path)
+        return cls._with_weights(cfg, load_file(str(path), device=map_location), path, parts)
 
     @classmethod
-    def _with_weights(cls, cfg: TiVAConfig, state: dict, source: Path) -> "TiVAModel":
+    def _with_weights(cls, cfg: TiVAConfig, state: dict, source: Path, parts: tuple[str, ...] | None = None) -> "TiVAModel":
         model = cls(cfg)
         missing, unexpected = model.load_state_dict(state, strict=False)
+        absent = () if parts is None else tuple(p for p in model.present_parts() if p not in parts)
+        missing = [k for k in missing if not k.startswith(tuple(f"{p}." for p in absent))]
         if missing or unexpected:
             raise TivaBenchError(f"{source} does not fit its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        model.untrained_parts = absent
+        for part in absent:
+            getattr(model, part).register_forward_pre_hook(_refuse_untrained(part, Path(source).name))
+        return model
+
+    @classmethod
+    def compose(cls, sources: dict[str, str | Path], map_location: str = "cpu") -> "TiVAModel":
+        """One model from parts of several checkpoints of the same config: ``sources`` maps a
+        part (``PARTS``) to a file; ``generator`` also brings ``semantic`` and ``lift`` unless
+        they are named. Raises when the configs differ or a named file lacks its part."""
+        if not sources:
+            raise TivaBenchError("compose needs at least one part", f"map parts ({', '.join(PARTS)}) to checkpoint files")
+        unknown = set(sources) - set(PARTS)
+        if unknown:
+            raise TivaBenchError(f"unknown model part {sorted(unknown)[0]!r}", f"parts are {', '.join(PARTS)}")
+        wanted = dict(sources)
+        for follower in ("semantic", "lift"):
+            if follower not in wanted and "generator" in wanted:
+                wanted[follower] = sources["generator"]
+        loaded = {str(p): cls.load(p, map_location) for p in set(map(str, wanted.values()))}
+        first = next(iter(loaded.values()))
+        for path, m in loaded.items():
+            if m.cfg.to_dict() != first.cfg.to_dict():
+                differ = sorted(k for k, v in m.cfg.to_dict().items() if first.cfg.to_dict().get(k) != v)
+                raise TivaBenchError(f"cannot compose {Path(path).name}: its config differs in {', '.join(differ[:3])}")
+        model = cls(first.cfg)
+        for part in model.present_parts():
+            if part not in wanted:
+                continue
+            src = loaded[str(wanted[part])]
+            if part in src.untrained_parts:
+                raise TivaBenchError(f"{Path(str(wanted[part])).name} holds no trained {part} part", "name a checkpoint that has it")
+            getattr(model, part).load_state_dict(getattr(src, part).state_dict())
+        absent = tuple(p for p in model.present_parts() if p not in wanted)
+        model.untrained_parts = absent
+        for part in absent:
+            getattr(model, part).register_forward_pre_hook(_refuse_untrained(part, "the composed model"))
         return model
 
 
