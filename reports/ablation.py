@@ -96,9 +96,19 @@ def _scaled(row: TableRow, metric: str, info: dict) -> float:
     return v * float(info.get(metric, {}).get("table_scale", 1.0)) if not math.isnan(v) else math.nan
 
 
+def column_decimals(values: list[float], decimals: int, significant: int = 3) -> int:
+    """At least ``decimals``, and enough for ``significant`` digits of the column's largest
+    magnitude (0.0053 prints as 0.00530, not 0.005); NaNs and zeros are ignored."""
+    finite = [abs(v) for v in values if not math.isnan(v) and v != 0]
+    if not finite:
+        return decimals
+    return max(decimals, significant - 1 - math.floor(math.log10(max(finite))))
+
+
 def _body(rows: list[TableRow], columns: list[str], info: dict, decimals: int, best, second) -> list[list[str]]:
     scaled = {c: [_scaled(r, c, info) for r in rows] for c in columns}
     marks = {c: ranks(scaled[c], bool(info.get(c, {}).get("higher_is_better", False))) for c in columns}
+    places = {c: column_decimals(scaled[c], decimals) for c in columns}
     body = []
     for i, _ in enumerate(rows):
         cells = []
@@ -107,7 +117,7 @@ def _body(rows: list[TableRow], columns: list[str], info: dict, decimals: int, b
             if math.isnan(v):
                 cells.append("--")
                 continue
-            text = f"{v:.{decimals}f}"
+            text = f"{v:.{places[c]}f}"
             cells.append(best(text) if marks[c][i] == 1 else second(text) if marks[c][i] == 2 else text)
         body.append(cells)
     return body

@@ -153,6 +153,15 @@ def test_labels_render_in_paper_notation_with_everything_else_escaped():
     assert report.label_markdown("CLS^{11} | a*b") == r"CLS<sup>11</sup> \| a\*b"
 
 
+def test_small_values_keep_three_significant_digits():
+    rows = [report.TableRow("A", "a", {"layout_l2": 0.0088365, "w_dis": 10.98}), report.TableRow("B", "b", {"layout_l2": 0.0053069, "w_dis": 21.5})]
+    info = {"layout_l2": {"higher_is_better": False}, "w_dis": {"higher_is_better": False}}
+    text = report.render_markdown("T", rows, ["layout_l2", "w_dis"], info, [], "")
+    assert "0.00884" in text and "**0.00531**" in text  # not 0.009 and 0.005
+    assert "**10.980**" in text and "21.500" in text      # at least the default three decimals
+    assert report.column_decimals([0.5, float("nan")], 3) == 3 and report.column_decimals([float("nan")], 3) == 3
+
+
 def test_best_is_bold_and_second_underlined_per_direction(tmp_path):
     rows = [report.TableRow("A", "a", {"w_dis": 3.0, "class_acc": 0.5}), report.TableRow("B", "b", {"w_dis": 1.0, "class_acc": 0.9}),
             report.TableRow("C", "c", {"w_dis": 2.0, "class_acc": math.nan})]
