@@ -191,7 +191,7 @@ def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | N
                 audio_files[sources.ref[i]] = Path(c.ref)
         report = extract_audio(extractor, caches[name][AUDIO], audio_files, cfg, progress, on_notice)
         if VIDEO in needs:
-            video_report = extract_video(extractor, caches[name][VIDEO], sources.video_paths)
+            video_report = extract_video(extractor, caches[name][VIDEO], sources.video_paths, cfg.recompute)
             report.computed += video_report.computed
             report.from_cache += video_report.from_cache
             report.failed.update(video_report.failed)
