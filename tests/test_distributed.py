@@ -1,8 +1,9 @@
 """Several ranks (torchrun, gloo on CPU): shards, launch variables, exchanges that fail instead of
-hanging."""
+hanging, and `metrics` on two processes giving exactly the one-process results."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,9 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
+from tiva_bench import synthetic
 from tiva_bench.core.distributed import Launch, launch_from_env, rank_device, shard, timeout_from_env
 from tiva_bench.core.errors import ConfigError
+from tiva_bench.extract import ExtractionReport, merge_reports
+from tiva_bench.metrics.extractors.synth_classifier import CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN_ENV = {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "node0", "MASTER_PORT": "29500"}
@@ -69,6 +74,13 @@ def test_timeout_from_env():
             timeout_from_env({"TIVA_BENCH_DIST_TIMEOUT_S": bad})
 
 
+def test_merge_reports_sums_counts_and_lists_failures_in_file_order():
+    parts = [ExtractionReport(3, 1, {"c.wav": "bad c"}), ExtractionReport(2, 0, {"a.wav": "bad a", "z.wav": "bad z"})]
+    merged = merge_reports(parts, ["a.wav", "b.wav", "c.wav"])
+    assert (merged.computed, merged.from_cache) == (5, 1)
+    assert list(merged.failed.items()) == [("a.wav", "bad a"), ("c.wav", "bad c"), ("z.wav", "bad z")]
+
+
 # ---------------------------------------------------------------- processes
 
 def _free_port() -> int:
@@ -87,7 +99,7 @@ def _start_ranks(commands: list[list[str]], envs: list[dict]) -> list[subprocess
     done = []
     for proc in procs:
         try:
-            out, err = proc.communicate(timeout=240)
+            out, err = proc.communicate(timeout=500)
         except subprocess.TimeoutExpired:
             for p in procs:
                 p.kill()
@@ -134,3 +146,83 @@ def test_an_exchange_waits_at_most_the_timeout_then_names_it(tmp_path):
     waited, message = out.strip().split(" ", 1)
     assert 3.0 <= float(waited) < 20.0
     assert "no answer from the other ranks within 4 s at the second exchange" in message and "\n" not in message
+
+
+@pytest.fixture(scope="module")
+def synth_gen_ref(tmp_path_factory):
+    """10 reference clips of the synthetic benchmark (audio, video, class) and 10 generated
+    stand-ins: the audio of another seed's clips under the same names (10 clips: IS takes 10 splits)."""
+    root = tmp_path_factory.mktemp("dist")
+    synthetic.generate(root / "ref", {"test": 10}, seed=3, workers=1)
+    synthetic.generate(root / "other", {"test": 10}, seed=4, workers=1)
+    gen = root / "gen"
+    gen.mkdir()
+    for wav in sorted((root / "other" / "test").glob("*.wav")):
+        y, sr = sf.read(wav, dtype="float32")
+        sf.write(gen / wav.name, y, sr, subtype="FLOAT")
+    return root, gen, root / "ref" / "test"
+
+
+METRICS = "fad_synth,kl_synth,is_synth,class_acc,w_dis"
+
+
+def _metrics_args(gen, ref, cache, out) -> list[str]:
+    return ["metrics", str(gen), str(ref), "--metrics", METRICS, "--device", "cpu", "--window", str(synthetic.DURATION_S),
+            "--batch-size", "4", "--workers", "1", "--cache-dir", str(cache), "--out", str(out), "-q"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHECKPOINT.exists(), reason="bundled classifier checkpoint missing")
+def test_torchrun_two_cpu_ranks_give_the_one_process_results(synth_gen_ref, tmp_path):
+    root, gen, ref = synth_gen_ref
+    # torchrun gives each rank one OpenMP thread; the one-process run gets the same, so both use
+    # the same CPU kernels (a backbone's outputs may differ in the last bits across thread counts)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    one = subprocess.run([sys.executable, "-m", "tiva_bench", *_metrics_args(gen, ref, tmp_path / "cache1", tmp_path / "one")],
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=500)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tiva_bench",
+                          *_metrics_args(gen, ref, tmp_path / "cache2", tmp_path / "two")],
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=500)
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    a = json.loads((tmp_path / "one" / "results.json").read_text())
+    b = json.loads((tmp_path / "two" / "results.json").read_text())
+    # every set value, interval and per-clip value, bit for bit: each rank forward-passes the very
+    # batches one process forms (whole batches are dealt), and every sum runs over the same rows
+    for key in ("metrics", "per_clip", "skipped", "ignored", "warnings", "n_scored"):
+        assert b[key] == a[key], key
+    assert a["n_scored"] == 10 and all(v["value"] is not None for v in a["metrics"].values())
+    assert {k: v for k, v in b["config"].items() if k != "cache_dir"} == {k: v for k, v in a["config"].items() if k != "cache_dir"}
+    # both ranks scored clips and wrote features into the shared cache; rank 0 evaluated them all
+    ranks = b["provenance"]["distributed"]["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1] and b["provenance"]["distributed"]["world_size"] == 2
+    assert [r["clips_scored"] for r in ranks] == [5, 5]
+    assert [r["features_computed"] for r in ranks] == [12, 8]  # 20 files, 5 batches of 4 dealt 3 and 2
+    total = a["provenance"]["extractors"]["synth_classifier"]["computed"]
+    assert total == 20 == b["provenance"]["extractors"]["synth_classifier"]["computed"]
+    assert len(list((tmp_path / "cache2" / "features").rglob("*.npz"))) == total
+    assert not list((tmp_path / "two").glob("rank*")) and two.stdout.strip() == ""  # -q: nobody prints; rank 0 alone wrote --out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHECKPOINT.exists(), reason="bundled classifier checkpoint missing")
+def test_a_failing_rank_stops_the_others_with_one_line_each(synth_gen_ref, tmp_path):
+    """Rank 1 cannot write its cache (a file stands where the folder should be): it exits with
+    its own message, and rank 0 stops at the next exchange instead of waiting."""
+    root, gen, ref = synth_gen_ref
+    (tmp_path / "not_a_folder").write_text("")
+    port = _free_port()
+    args = ["metrics", str(gen), str(ref), "--metrics", "fad_synth,w_dis", "--window", str(synthetic.DURATION_S), "--workers", "1", "-q"]
+    cmd = [sys.executable, "-m", "tiva_bench", *args]
+    t0 = time.monotonic()
+    rank0, rank1 = _start_ranks([[*cmd, "--out", str(tmp_path / "out")], cmd],
+                                [_rank_env(0, port, TIVA_BENCH_CACHE=str(tmp_path / "cache"), TIVA_BENCH_DIST_TIMEOUT_S="900"),
+                                 _rank_env(1, port, TIVA_BENCH_CACHE=str(tmp_path / "not_a_folder"), TIVA_BENCH_DIST_TIMEOUT_S="900")])
+    assert time.monotonic() - t0 < 400  # rank 0 stopped when rank 1 left, long before the 900-s timeout
+    assert rank1.returncode != 0 and rank0.returncode != 0
+    line0, line1 = rank0.stderr.strip(), rank1.stderr.strip()
+    assert "\n" not in line0 and line0.startswith("tiva-bench: rank 0 of 2: error: another rank stopped at the"), line0
+    assert "\n" not in line1 and line1.startswith("tiva-bench: rank 1 of 2:") and "not_a_folder" in line1, line1
+    assert not (tmp_path / "out" / "results.json").exists()

@@ -34,6 +34,15 @@ class ExtractionReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def merge_reports(parts: list[ExtractionReport], order: list[str]) -> ExtractionReport:
+    """One report from the reports of several ranks: counts summed, failed files listed in
+    ``order`` (the order one process meets them; any others after them)."""
+    failed = {path: reason for part in parts for path, reason in part.failed.items()}
+    ordered = {path: failed[path] for path in order if path in failed}
+    ordered.update((path, reason) for path, reason in failed.items() if path not in ordered)
+    return ExtractionReport(sum(p.computed for p in parts), sum(p.from_cache for p in parts), ordered)
+
+
 def feature_cache(extractor: AudioExtractor, cfg: ScoreConfig, kind: str = AUDIO, on_damaged: Callable | None = None) -> FeatureCache:
     """The cache of one loaded extractor's ``kind`` outputs, keyed by everything that changes them:
     name, version, sample rate, front-end, scoring window, weights' SHA-256, device and dtype.
