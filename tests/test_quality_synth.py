@@ -105,6 +105,7 @@ def test_feature_cache_hits_misses_and_invalidation(synth_pairs):
     assert second.metrics["fad_synth"].value == first.metrics["fad_synth"].value
     forced = score_folders(copies, ref, config(root, cache_dir=str(cache_dir), recompute=True))
     assert forced.provenance["extractors"]["synth_classifier"]["computed"] == 24
+    assert forced.metrics["fad_synth"].value == pytest.approx(first.metrics["fad_synth"].value, abs=1e-9)  # evaluated from the rewritten entries
     cfg = config(root, cache_dir=str(cache_dir))
     cfg.audio.window_s = 8.0  # another window is another key
     assert score_folders(copies, ref, cfg).provenance["extractors"]["synth_classifier"]["computed"] == 24

@@ -27,6 +27,7 @@ METRICS_EXAMPLES = textwrap.dedent("""\
       tiva-bench metrics gen/ ref/ --set sync.dtw=fastdtw --set audio.window_s=10
       tiva-bench metrics gen/ synth/test --metrics w_dis,fad_synth,kl_synth,is_synth,class_acc --window 10.24
       tiva-bench metrics --list
+      torchrun --standalone --nproc_per_node 4 -m tiva_bench metrics gen/ ref/ --device cuda --out results/m   # one rank per GPU
 
     Files are paired by name (stem) anywhere below each folder; unmatched, duplicate, unreadable,
     empty or non-finite files are listed as skipped with a reason and the run goes on.
@@ -305,8 +306,17 @@ def _tqdm_progress(quiet: bool):
     return progress
 
 
+def _speaker() -> str:
+    """``tiva-bench``, or ``tiva-bench: rank R of N`` in a torchrun launch, so that every line says
+    which process wrote it (read from the environment: it must work before anything is checked)."""
+    import os
+
+    world, rank = os.environ.get("WORLD_SIZE", "").strip(), os.environ.get("RANK", "").strip()
+    return f"tiva-bench: rank {rank} of {world}" if rank and world not in ("", "1") else "tiva-bench"
+
+
 def _notice(quiet: bool):
-    return (lambda message: None) if quiet else (lambda message: print(f"tiva-bench: {message}", file=sys.stderr))
+    return (lambda message: None) if quiet else (lambda message: print(f"{_speaker()}: {message}", file=sys.stderr))
 
 
 def _print_reasons(skipped: list[dict], ignored: list[dict], limit: int = 20) -> None:
@@ -352,14 +362,21 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         WEIGHTS.add_dir(folder)
     if args.allow_unverified:
         WEIGHTS.allow_unverified = True
-    with prepare_out(args.out):
+    from tiva_bench.core.distributed import RankGroup, launch_from_env, timeout_from_env
+
+    launch = launch_from_env()  # under torchrun: this process's rank; rank 0 alone owns --out
+    timeout_s = timeout_from_env()
+    with prepare_out(args.out if launch.is_main else None), RankGroup(launch, cfg.device, timeout_s) as group:
         try:
-            results = score_folders(args.gen_dir, args.ref_dir, cfg, label=args.label, progress=_tqdm_progress(args.quiet), on_notice=_notice(args.quiet))
+            results = score_folders(args.gen_dir, args.ref_dir, cfg, label=args.label, progress=_tqdm_progress(args.quiet or not launch.is_main),
+                                    on_notice=_notice(args.quiet), group=group)
         except NothingToScoreError as exc:
             skipped, ignored = getattr(exc, "skipped", []), getattr(exc, "ignored", [])
             _print_reasons(skipped, ignored)
             why = "the reasons are listed above" if skipped or ignored else "no file at all was found below either folder"
             raise NothingToScoreError(exc.message, f"{why}; check the folder names and --pair-by / --strip-suffix") from None
+        if results is None:  # another rank of a torchrun launch: its share is in the cache, rank 0 reports
+            return EXIT_OK
         if WEIGHTS.unverified:
             results.warnings.extend(f"UNVERIFIED WEIGHTS (--allow-unverified): {m}" for m in WEIGHTS.unverified.values())
             results.provenance["weights_unverified"] = dict(WEIGHTS.unverified)
@@ -679,24 +696,25 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     handler = {"metrics": cmd_metrics, "report": cmd_report, "figure": cmd_figure, "data": cmd_data, "weights": cmd_weights, "train": cmd_train,
                "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo, "ablate": cmd_ablate}[args.command]
+    speaker = _speaker()
     try:
         return handler(args)
     except NothingToScoreError as exc:
         if args.debug:
             raise
-        print(f"tiva-bench: error: {exc}", file=sys.stderr)
+        print(f"{speaker}: error: {exc}", file=sys.stderr)
         return EXIT_NOTHING
     except TivaBenchError as exc:
         if args.debug:
             raise
-        print(f"tiva-bench: error: {exc}", file=sys.stderr)
+        print(f"{speaker}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
-        print(f"tiva-bench: {'terminated' if terminated else 'interrupted'}; finished work is kept in the cache, rerun the same command to resume", file=sys.stderr)
+        print(f"{speaker}: {'terminated' if terminated else 'interrupted'}; finished work is kept in the cache, rerun the same command to resume", file=sys.stderr)
         return 143 if terminated else 130
     except Exception as exc:  # pragma: no cover - reported, not swallowed
         if args.debug:
             raise
-        print(f"tiva-bench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
+        print(f"{speaker}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
         return EXIT_INTERNAL

@@ -34,16 +34,28 @@ class ExtractionReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def merge_reports(parts: list[ExtractionReport], order: list[str]) -> ExtractionReport:
+    """One report from the reports of several ranks: counts summed, failed files listed in
+    ``order`` (the order one process meets them; any others after them)."""
+    failed = {path: reason for part in parts for path, reason in part.failed.items()}
+    ordered = {path: failed[path] for path in order if path in failed}
+    ordered.update((path, reason) for path, reason in failed.items() if path not in ordered)
+    return ExtractionReport(sum(p.computed for p in parts), sum(p.from_cache for p in parts), ordered)
+
+
 def feature_cache(extractor: AudioExtractor, cfg: ScoreConfig, kind: str = AUDIO, on_damaged: Callable | None = None) -> FeatureCache:
     """The cache of one loaded extractor's ``kind`` outputs, keyed by everything that changes them:
-    name, version, sample rate, front-end, scoring window, weights' SHA-256, device and dtype."""
+    name, version, sample rate, front-end, scoring window, weights' SHA-256, device and dtype.
+
+    ``cfg.recompute`` is not the cache's business: the extraction stage ignores existing entries
+    and rewrites them, and evaluation then reads the fresh ones."""
     spec = extractor.spec
     settings = {"name": spec.name, "kind": kind, "version": spec.version, "sample_rate": spec.sample_rate, "frontend": spec.frontend,
                 "window_s": cfg.audio.window_s if kind == AUDIO else None, "weights_sha256": extractor.weights_digests(),
                 "device": str(cfg.device), "dtype": str(getattr(extractor, "dtype", "float32"))}
     name = spec.name if kind == AUDIO else f"{spec.name}_{kind}"
     expect = {key: None for key in spec.outputs} if kind == AUDIO else {"embedding": None}
-    return FeatureCache(name, settings, cfg.cache_dir or None, cfg.recompute, expect=expect, on_damaged=on_damaged)
+    return FeatureCache(name, settings, cfg.cache_dir or None, expect=expect, on_damaged=on_damaged)
 
 
 def decode_window(job: tuple[str, int, float, float]) -> np.ndarray:
@@ -65,11 +77,12 @@ def _flush(extractor: AudioExtractor, cache: FeatureCache, batch: list[tuple[str
 
 def extract_audio(extractor: AudioExtractor, cache: FeatureCache, files: dict[str, Path], cfg: ScoreConfig,
                   progress: Callable | None = None, on_notice: Callable[[str], None] | None = None) -> ExtractionReport:
-    """Make sure ``cache`` holds the extractor's outputs for every ``digest -> path`` in ``files``."""
+    """Make sure ``cache`` holds the extractor's outputs for every ``digest -> path`` in ``files``
+    (all of them recomputed and rewritten when ``cfg.recompute``)."""
     report = ExtractionReport()
     missing = []
     for digest, path in files.items():
-        if cache.get(digest) is not None:
+        if not cfg.recompute and cache.get(digest) is not None:
             report.from_cache += 1
         else:
             missing.append((digest, path))
@@ -94,11 +107,12 @@ def extract_audio(extractor: AudioExtractor, cache: FeatureCache, files: dict[st
     return report
 
 
-def extract_video(extractor: AudioExtractor, cache: FeatureCache, files: dict[str, Path]) -> ExtractionReport:
-    """Video embeddings (``extractor.embed_videos``) for every ``digest -> video path`` not cached."""
+def extract_video(extractor: AudioExtractor, cache: FeatureCache, files: dict[str, Path], recompute: bool = False) -> ExtractionReport:
+    """Video embeddings (``extractor.embed_videos``) for every ``digest -> video path`` not cached
+    (or every one, rewritten, when ``recompute``)."""
     report = ExtractionReport()
     for digest, path in files.items():
-        if cache.get(digest) is not None:
+        if not recompute and cache.get(digest) is not None:
             report.from_cache += 1
             continue
         try:
