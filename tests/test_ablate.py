@@ -350,3 +350,26 @@ def test_a_row_marked_train_is_trained_under_pretrained(tmp_path):
     assert any("no shipped checkpoint" in m for m in logs) and any("training stage layout" in m for m in logs)
     assert (tmp_path / "o" / "rows" / "t-alone" / "layouts.npz").is_file()
     assert "rows without one trained here" in (tmp_path / "o" / "tables" / "mine.md").read_text()
+
+
+@pytest.mark.slow
+def test_under_torchrun_ranks_train_together_and_rank_0_alone_writes(tmp_path):
+    """Two CPU ranks over gloo: both train each row (data-parallel), rank 0 generates, scores and
+    writes the table; rank 1 exits 0 without printing a table."""
+    import os
+
+    suite = _quick_suite(tmp_path, "table5", rows=[{"label": "TiVA", "slug": "tiva", "stages": ["layout", "generator"]}])
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TIVA_BENCH_DIST_TIMEOUT_S": "300"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tiva_bench", "ablate",
+                           str(suite), "--out", str(out), "--steps", "2", "--n-test", "2", "--n-train", "4", "--sampling-steps", "1", "--workers", "1"],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("table5: ") == 1  # one rank wrote and reported the table
+    rows = _read_csv(out / "tables" / "table5.csv")
+    assert [r["row"] for r in rows] == ["tiva"] and rows[0]["n_clips"] == "2"
+    assert sorted(p.name for p in (out / "gen" / "tiva").glob("*.wav")) == ["test_00000.wav", "test_00001.wav"]
+    sums = sorted(out.glob("train/*/rank*_param_sum.txt"))
+    assert len(sums) == 4  # two stages x two ranks, and the ranks ended each stage with the same weights
+    for stage in {p.parent for p in sums}:
+        assert (stage / "rank0_param_sum.txt").read_text() == (stage / "rank1_param_sum.txt").read_text()

@@ -66,6 +66,7 @@ from tiva_bench.baselines.tiva import generate_folder
 from tiva_bench.config import ScoreConfig
 from tiva_bench.core.cache import FeatureCache
 from tiva_bench.core.data import folder_items, load_av_window
+from tiva_bench.core.distributed import RankGroup
 from tiva_bench.core.errors import ConfigError, TivaBenchError
 from tiva_bench.core.files import atomic_write_text, file_digest, text_digest
 from tiva_bench.core.registry import did_you_mean
@@ -867,12 +868,22 @@ def check_pretrained(suites: list[Suite], opts: AblateOptions) -> None:
                     pretrained_checkpoint(row, suite, opts)
 
 
-def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
-    """Run (or reuse) every row of one suite and write its table (and figure); returns the paths."""
+def run_suite(suite: Suite, opts: AblateOptions, log=print, group: RankGroup | None = None) -> dict[str, Path]:
+    """Run (or reuse) every row of one suite and write its table (and figure); returns the paths.
+
+    Under ``torchrun`` (``group`` joined): rank 0 writes the data, every rank trains each row
+    together (the trainer's data-parallel path), rank 0 alone generates, scores and writes; the
+    ranks meet after each row. Other ranks return ``{}``."""
+    group = group or RankGroup()
+    main = group.launch.is_main
     out = Path(opts.out)
     need_train = not opts.pretrained or any(r.trains_on_use for r in suite.rows)
     need_val = suite.kind in ("layout", "resolution")
-    splits = prepare_splits(opts, need_train, need_val, suite.kind == "generate", log)
+    if main:
+        splits = prepare_splits(opts, need_train, need_val, suite.kind == "generate", log)
+    group.all_gather(None, f"{suite.name} data")
+    if not main:  # the data rank 0 wrote: only the paths are read here
+        splits = prepare_splits(opts, need_train, need_val, suite.kind == "generate", lambda m: None)
     domain = "synthetic" if splits.synthetic else "real"
     if domain not in suite.columns:
         raise ConfigError(f"suite {suite.name} names no columns for {domain} data", f"add columns: {{{domain}: [...]}} to {suite.source}")
@@ -911,10 +922,13 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
                 if opts.pretrained:
                     log(f"  {row.label}: no shipped checkpoint (pretrained: {TRAIN_ON_USE} in the suite); training it")
                 progress_for = None
-                if curve_every:
+                if curve_every and main:  # the trainer records curves on rank 0 only
                     val = validation(row.cfg)
                     progress_for = lambda stage, folder, run, val=val: _CurveProgress(folder, curve_every, val, opts.device)
                 checkpoint = train_row(row, opts, splits, log, progress_for, curve_every)
+            if not main:  # rank 0 generates and scores; meet it when the row is done
+                group.all_gather(None, f"row {row.slug}")
+                continue
             log(f"  {row.label}: {'generating and scoring' if suite.kind == 'generate' else 'predicting validation layouts'}")
             if suite.kind == "generate":
                 result = run_generate_row(row, suite, checkpoint, opts, splits, columns, spec)
@@ -929,7 +943,10 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print) -> dict[str, Path]:
                 result = run_layout_row(row, suite, checkpoint, opts, splits, validation(row.cfg), spec, curves)
             row_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(row_dir / "row.json", json.dumps({"spec": spec, "checkpoint": str(checkpoint), "finished": utc_now().isoformat()}, indent=1, default=str))
+            group.all_gather(None, f"row {row.slug}")
         records.append((row, result))
+    if not main:
+        return {}
     return write_outputs(suite, records, columns, opts, splits, log)
 
 
@@ -970,13 +987,14 @@ def write_outputs(suite: Suite, records: list[tuple[Row, dict]], columns: list[s
     return paths
 
 
-def run_suites(name_or_path: str, opts: AblateOptions, log=print) -> dict[str, dict[str, Path]]:
+def run_suites(name_or_path: str, opts: AblateOptions, log=print, group: RankGroup | None = None) -> dict[str, dict[str, Path]]:
     """Check the whole suite (and, with ``--pretrained``, that every row has a checkpoint) before
-    any work, then run each suite in turn; returns ``{suite: {format: path}}``."""
+    any work, then run each suite in turn; returns ``{suite: {format: path}}`` (``{}`` entries on
+    the other ranks of a torchrun launch)."""
     suites = load_suite(name_or_path, opts.preset)
     check_pretrained(suites, opts)
     if opts.n < 1 or opts.n_val < 1 or opts.n_train < 1:
         raise ConfigError("--n, --n-val and --n-train must be at least 1")
     if opts.steps is not None and opts.steps < 1:
         raise ConfigError("--steps must be at least 1")
-    return {s.name: run_suite(s, opts, log) for s in suites}
+    return {s.name: run_suite(s, opts, log, group) for s in suites}

@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--preset", default="tiva-tiny", help="tiva-tiny (default: CPU, synthetic data) or tiva-paper (real data, GPU)")
     ab.add_argument("--data", metavar="DIR", help="a folder with train/, val/ and test/ video folders (default: synthetic splits under OUT/data)")
     ab.add_argument("--out", metavar="DIR", default="runs/ablate")
-    ab.add_argument("--n", type=int, default=32, help="number of test clips (default 32)")
+    ab.add_argument("--n", "--n-test", dest="n", type=int, default=32, help="number of test clips (default 32; under torchrun write --n-test: torchrun reads --n as an abbreviation of its own options)")
     ab.add_argument("--n-val", type=int, default=200, help="number of validation clips for L2(t_a, t_v) (default 200, as the paper)")
     ab.add_argument("--n-train", type=int, default=1000, help="synthetic training clips written when retraining (default 1000)")
     ab.add_argument("--seed", type=int, default=0, help="training and sampling seed (default 0)")
@@ -662,8 +662,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                                 n_train=args.n_train, seed=args.seed, data_seed=args.data_seed, synthetic_version=args.synthetic_version,
                                 device=args.device, pretrained=args.pretrained, steps=args.steps, sampling_steps=args.sampling_steps,
                                 batch_size=args.batch_size, workers=args.workers)
-    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    written = ablate.run_suites(args.suite, opts, log)
+    from tiva_bench.core.distributed import RankGroup, launch_from_env, timeout_from_env
+
+    launch = launch_from_env()  # under torchrun: every rank trains its share, rank 0 alone generates, scores and writes
+    quiet = args.quiet or not launch.is_main
+    log = (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr))
+    with RankGroup(launch, args.device, timeout_from_env()) as group:
+        written = ablate.run_suites(args.suite, opts, log, group=group)
+    if not launch.is_main:
+        return EXIT_OK
     for suite, paths in written.items():
         if not args.quiet:
             print(paths["md"].read_text(encoding="utf-8"))
