@@ -50,7 +50,7 @@ def shipped_parts(suite, row) -> tuple[str, ...] | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="all", help="a bundled suite name (default all)")
-    ap.add_argument("--row", help="only this row (its slug, e.g. wo-joint)")
+    ap.add_argument("--row", help="only this row (its slug, e.g. wo-joint), or several, comma-separated, run in that order")
     ap.add_argument("--work", default="runs/ablation-ckpt", help="working folder (the ablate OUT)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
@@ -63,8 +63,9 @@ def main() -> None:
                                 data_seed=ablate.DATA_SEED, device=args.device)
     ASSETS.mkdir(parents=True, exist_ok=True)
     for suite in ablate.load_suite(args.suite, opts.preset):
-        if args.row:
-            suite.rows = [r for r in suite.rows if r.slug == args.row]
+        if args.row:  # these rows, in the order given
+            by_slug = {r.slug: r for r in suite.rows}
+            suite.rows = [by_slug[slug] for slug in args.row.split(",") if slug in by_slug]
             if not suite.rows:
                 continue
         suite.rows = [r for r in suite.rows if not r.pretrained]
