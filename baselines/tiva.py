@@ -6,7 +6,10 @@ and ``timing.json``: the paper's protocol (DESIGN.md section 4) -- an untimed wa
 every batch timed with device synchronisation;
 ``seconds_per_sample`` is the total sampling time over the clips generated. Timed: the layout
 predictor, semantic encoder and diffusion sampling from the frames' CLIP features; not timed: video
-decoding, CLIP encoding, the mel decoder and the vocoder.
+decoding, CLIP encoding, the mel decoder and the vocoder. The untimed warm-up also compiles the UNet
+when the inference settings compile it; ``timing.inference`` records the settings used
+(``precision``, ``compile``, ...; by default bf16 and compiled for the paper-sized model on a GPU,
+float32 eager otherwise: ``models/tiva/inference.py``).
 
 Writing is safe: two videos with the same stem in different folders would overwrite each other,
 so they are refused before anything is generated (one line naming both); every file is written
@@ -74,14 +77,15 @@ def _write_wav(out: Path, name: str, wav: np.ndarray, sr: int) -> Path:
 
 def generate_folder(videos: str | Path, out: str | Path, checkpoint=None, preset_name=None, seed: int = 0, steps: int = 25, guidance: float = 5.0,
                     use_layout=None, use_semantics: bool = True, batch_size: int = 16, device: str = "cpu", quiet: bool = False,
-                    save_layouts: bool = True) -> dict:
+                    save_layouts: bool = True, precision: str = "auto", compile: str = "auto") -> dict:
     """Generate for every video below ``videos`` into ``out``; returns the summary also written
-    as ``out/timing.json`` (``seconds_per_sample`` excludes the warm-up; see the module docstring)."""
+    as ``out/timing.json`` (``seconds_per_sample`` excludes the warm-up; see the module docstring).
+    ``precision`` / ``compile``: override the default inference settings (``"auto"``: keep them)."""
     import torch
 
     items = folder_items(videos)
     check_unique_stems(items)  # before the model loads or anything is written
-    pipe = load_pipeline(checkpoint, preset_name, device)
+    pipe = load_pipeline(checkpoint, preset_name, device, precision=precision, compile=compile)
     cfg = pipe.cfg
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +144,8 @@ def generate_folder(videos: str | Path, out: str | Path, checkpoint=None, preset
                "timing": {"seconds_per_sample": sampling_s / done if done else None, "batches_timed": len(per_batch), "samples_timed": done,
                           "warmup_excluded": True, "warmup": "the first batch with two solver steps, untimed",
                           "includes": "layout predictor, semantic encoder and diffusion sampling; not CLIP encoding, mel decoder or vocoder",
-                          "device": str(pipe.device), "device_name": device_name, "calls": per_batch},
+                          "device": str(pipe.device), "device_name": device_name, "calls": per_batch,
+                          "inference": pipe.inference_record()},
                "steps": steps, "guidance": guidance, "seed": seed, "use_layout": cfg.use_layout if use_layout is None else use_layout,
                "use_semantics": use_semantics, "checkpoint": str(checkpoint) if checkpoint else preset_name, "device": str(pipe.device),
                "device_name": device_name}

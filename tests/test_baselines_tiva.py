@@ -32,6 +32,9 @@ class FakePipe:
     def encode_frames(self, frames):
         return torch.zeros(len(frames), 10, 3, 4), torch.zeros(len(frames), 10, 3, 2, 4)
 
+    def inference_record(self):
+        return {"name": "fp32-eager"}
+
     def __call__(self, cls, patch, *, generator, steps, **kw):
         self.calls.append((cls.shape[0], steps))
         time.sleep(WARMUP_S if len(self.calls) == 1 else PER_CLIP_S * cls.shape[0])

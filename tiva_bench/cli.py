@@ -197,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--no-semantics", action="store_true", help="sample without the semantic tokens (ablation)")
     ge.add_argument("--batch-size", type=int, default=16)
     ge.add_argument("--device", default="cpu")
+    ge.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                    help="the UNet's precision (auto: bf16 for the paper-sized model on a GPU, fp32 otherwise)")
+    ge.add_argument("--compile", choices=["auto", "off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"], default="auto",
+                    help="torch.compile the UNet in this mode (auto: reduce-overhead, with CUDA graphs, for the paper-sized model on a GPU, off otherwise)")
     _add_common(ge)
 
     rn = sub.add_parser("run", help="generate with several systems, score them, write tables", description="Generate audio for a test set with each system, score every system against the references and write paper-style tables. Without --data, a fresh synthetic test split is used.", epilog="examples:\n  tiva-bench run --models tiva-tiny,tiva-tiny-nolayout,ground-truth,shuffled\n  tiva-bench run --models tiva=runs/paper/checkpoint.safetensors,difffoley=outputs/difffoley --data vggsound_test/ --metrics w_dis,dtw_dis\n  tiva-bench run --models specvqgan=out/svg,im2wav=out/im2wav,difffoley-cfg=out/df_cfg --data refs/ --strip-suffix _gen\n\nsystems: tiva[=CHECKPOINT], tiva-tiny, tiva-tiny-nolayout, folder=DIR, specvqgan[=DIR], diffsound[=DIR], difffoley[=DIR] (CFG+CG),\n         difffoley-cfg[=DIR], im2wav[=DIR] (halves NAME_0_4000 + NAME_4000_8000 joined), ground-truth, shuffled, shifted[=S], noise, silence\n         (a baseline without =DIR runs its own code: set TIVA_BENCH_<NAME>_CHECKOUT or --systems YAML)\nwrites OUT/tables/table1.{csv,md,tex} (the paper's Table 1 layout) and summary.{csv,md,tex}", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -608,9 +612,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     summary = generate_folder(args.videos, args.out, checkpoint=args.checkpoint, preset_name=args.preset, seed=args.seed, steps=args.steps,
                               guidance=args.guidance, use_layout=False if args.no_layout else None, use_semantics=not args.no_semantics,
-                              batch_size=args.batch_size, device=args.device, quiet=args.quiet)
+                              batch_size=args.batch_size, device=args.device, quiet=args.quiet, precision=args.precision, compile=args.compile)
     per_sample = summary["seconds_per_sample"]
     timing = f"{per_sample:.3f} s per sample after a warm-up, vocoder excluded" if per_sample is not None else "nothing timed"
+    timing += f", {summary['timing']['inference']['name']}"
     print(f"wrote {summary['generated']} files to {args.out} ({timing}); skipped {len(summary['skipped'])}")
     for s in summary["skipped"][:10]:
         print(f"  skipped {s['clip']}: {s['reason']}")

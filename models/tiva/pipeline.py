@@ -1,6 +1,11 @@
 """TiVAPipeline: video features -> semantic tokens + layout -> second-order DPM-Solver sampling
 (``cfg.sampler``: the paper's DPM-Solver or DPM-Solver++) with classifier-free guidance on the
-semantics -> latents -> 16-kHz waveforms."""
+semantics -> latents -> 16-kHz waveforms.
+
+How the UNet runs (precision, compilation, ...) is the pipeline's ``settings``
+(``inference.InferenceSettings``): by default fast (bf16, compiled) for the paper-sized model on a
+GPU and exact (float32, eager) otherwise; ``inference_record()`` says what was used.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from tiva_bench.core.errors import TivaBenchError
 from tiva_bench.models.tiva.codec import build_codec
 from tiva_bench.models.tiva.config import preset
 from tiva_bench.models.tiva.frame_encoder import frame_encoder_for
+from tiva_bench.models.tiva.inference import Denoiser, InferenceSettings, default_settings, resolve_settings
 from tiva_bench.models.tiva.model import TiVAModel
 from tiva_bench.models.tiva.schedulers import make_sampler
 
@@ -31,7 +37,9 @@ class TiVAOutput:
 
 
 class TiVAPipeline:
-    def __init__(self, model: TiVAModel, codec, frame_encoder=None, device: str = "cpu"):
+    """``settings``: how the UNet runs (None: ``default_settings(model.cfg, device)``)."""
+
+    def __init__(self, model: TiVAModel, codec, frame_encoder=None, device: str = "cpu", settings: InferenceSettings | None = None):
         self.model = model.eval()
         self.codec = codec
         self.frame_encoder = frame_encoder
@@ -43,6 +51,16 @@ class TiVAPipeline:
             limit = max(abs(v) for v in codec.latent_bounds())
             bounds = (-limit, limit)
         self.scheduler = make_sampler(model.cfg, bounds=bounds)
+        self.settings = settings or default_settings(model.cfg, self.device)
+        self.denoiser = Denoiser(model.generator, self.settings, self.device)
+
+    def inference_record(self) -> dict:
+        """The settings used, for a run's provenance: the settings' fields, and ``compile_fallback``
+        (why compilation was abandoned, or None) and ``compiled_batches`` when compiling."""
+        record = self.settings.to_dict()
+        if self.settings.compile != "off":
+            record.update(compile_fallback=self.denoiser.fallback, compiled_batches=sorted(self.denoiser.compiled_batches))
+        return record
 
     @property
     def cfg(self):
@@ -106,28 +124,37 @@ class TiVAPipeline:
         s = m.semantic(cls)
         if not use_semantics:
             s = torch.zeros_like(s)
+        guided = use_semantics and guidance != 1.0
+        cond = self.denoiser.prepare(s, layout_map, guided)  # once per batch, reused by every step
         shape = (c.latent_channels, c.latent_time, c.latent_freq)
         if isinstance(generator, list):
             noise = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generator])
         else:
             noise = torch.randn((b, *shape), generator=generator, dtype=torch.float32)
         self.scheduler.set_timesteps(steps, device=self.device)
+        timesteps = self.scheduler.timesteps.tolist()
+        if len(timesteps) < 2 or timesteps[0] != timesteps[1]:  # the index the solver would look up (with a host read) at its first step
+            self.scheduler.set_begin_index(0)
         latents = noise.to(self.device) * self.scheduler.init_noise_sigma
-        guided = use_semantics and guidance != 1.0
-        for t in self.scheduler.timesteps:
-            if guided:
-                eps_u, eps_c = m.generator(torch.cat([latents, latents]), t, torch.cat([torch.zeros_like(s), s]), torch.cat([layout_map, layout_map])).chunk(2)
-                eps = eps_u + guidance * (eps_c - eps_u)
-            else:
-                eps = m.generator(latents, t, s, layout_map)
-            latents = self.scheduler.step(eps, t, latents).prev_sample
+        latents = self.denoise(latents, cond, guidance if guided else None)
         return latents, layout if use_layout else None
 
+    def denoise(self, latents: torch.Tensor, cond: tuple, guidance: float | None) -> torch.Tensor:
+        """The solver loop over ``scheduler.timesteps`` from ``latents`` ``(B,c,h,w)`` (float32);
+        ``cond`` from ``denoiser.prepare``; ``guidance`` None: conditional branch alone. No value is
+        read back to the host inside the loop."""
+        for t in self.scheduler.timesteps:
+            latents = self.scheduler.step(self.denoiser(latents, t, cond, guidance), t, latents).prev_sample
+        return latents
 
-def load_pipeline(checkpoint=None, preset_name: str | None = None, device: str = "cpu", random_init: bool = False) -> TiVAPipeline:
+
+def load_pipeline(checkpoint=None, preset_name: str | None = None, device: str = "cpu", random_init: bool = False,
+                  precision: str = "auto", compile: str = "auto") -> TiVAPipeline:
     """A pipeline from a checkpoint (a ``save`` file or a ``save_pretrained`` folder), or from a
     preset: ``tiva-tiny`` / ``tiva-tiny-nolayout`` load the shipped checkpoints; ``tiva-paper``
-    needs ``checkpoint`` unless ``random_init`` (shape and timing checks only)."""
+    needs ``checkpoint`` unless ``random_init`` (shape and timing checks only). ``precision``
+    (fp32, bf16, fp16) and ``compile`` (off or a torch.compile mode) replace the model's and
+    device's default inference settings unless ``"auto"`` (``inference.resolve_settings``)."""
     if checkpoint is None and preset_name in SHIPPED:
         checkpoint = SHIPPED[preset_name]
     if checkpoint is not None:
@@ -138,7 +165,8 @@ def load_pipeline(checkpoint=None, preset_name: str | None = None, device: str =
         raise TivaBenchError(f"no checkpoint for preset {preset_name!r}", "pass --checkpoint PATH (train one with `tiva-bench train`)")
     cfg = model.cfg
     encoder = frame_encoder_for(cfg, random_init=random_init)
-    return TiVAPipeline(model, build_codec(cfg, random_init=random_init), encoder, device)
+    settings = resolve_settings(cfg, device, precision, compile)
+    return TiVAPipeline(model, build_codec(cfg, random_init=random_init), encoder, device, settings)
 
 
 ASSETS = Path(str(importlib.resources.files("tiva_bench.models.tiva") / "assets"))  # inside the installed package
