@@ -132,6 +132,28 @@ def test_pretrained_fails_in_one_line_naming_a_row_without_a_shipped_checkpoint(
     assert ablate.pretrained_checkpoint(suite.rows[1], suite, opts).name == "tiva-tiny-nolayout.safetensors"
 
 
+def test_every_bundled_row_has_a_shipped_checkpoint_or_trains_on_use(tmp_path):
+    """``tiva-bench ablate all --pretrained`` passes its check before any work: each row's shipped
+    file exists, fits the row's config, and holds the parts the row uses; the shipped ablation
+    checkpoints stay under 15 MB together."""
+    suites = ablate.load_suite("all")
+    opts = ablate.AblateOptions(out=tmp_path / "o", pretrained=True)
+    ablate.check_pretrained(suites, opts)
+    from tiva_bench.models.tiva.model import TiVAModel
+
+    for suite in suites:
+        for row in suite.rows:
+            if row.trains_on_use:
+                continue
+            model = TiVAModel.load(ablate.pretrained_checkpoint(row, suite, opts))
+            needs = {"layout"} if suite.kind != "generate" else {"semantic", "generator"} | ({"layout"} if row.inference.get("layout") != "ground_truth" else set())
+            assert not needs & set(model.untrained_parts), (suite.name, row.slug, model.untrained_parts)
+    trained_on_use = [(s.name, r.slug) for s in suites for r in s.rows if r.trains_on_use]
+    assert trained_on_use == [("table4", "cls-all-sa-wa-patch-eq4"), ("fig5", "m102-c5-eq4")]
+    shipped = sum(p.stat().st_size for p in ablate.ASSETS.glob("ablate-*.safetensors"))
+    assert shipped < 15e6
+
+
 def test_training_keys_share_identical_stage_prefixes(tmp_path):
     suite = ablate.load_suite("table5")[0]
     opts = ablate.AblateOptions(out=tmp_path, steps=3)
