@@ -19,6 +19,7 @@ from tiva_bench.config import ScoreConfig
 from tiva_bench.core.audio import AudioClip
 from tiva_bench.core.cache import FeatureCache
 from tiva_bench.core.errors import InputError
+from tiva_bench.core.feeder import read_ahead
 from tiva_bench.core.pool import TaskFailure, supervised_map
 from tiva_bench.metrics.extractors import AudioExtractor
 
@@ -89,7 +90,8 @@ def extract_audio(extractor: AudioExtractor, cache: FeatureCache, files: dict[st
     if not missing:
         return report
     jobs = [(str(path), extractor.spec.sample_rate, cfg.audio.window_s, cfg.audio.min_duration_s) for _, path in missing]
-    outcomes = supervised_map(decode_window, jobs, workers=cfg.workers, on_notice=on_notice)
+    # read ahead: workers keep decoding while the backbone computes a batch
+    outcomes = read_ahead(supervised_map(decode_window, jobs, workers=cfg.workers, on_notice=on_notice), depth=2 * cfg.batch_size)
     if progress is not None:
         outcomes = progress(outcomes, total=len(jobs), desc=f"{extractor.spec.name} features")
     batch: list[tuple[str, np.ndarray]] = []

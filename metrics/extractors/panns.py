@@ -6,6 +6,10 @@ hop 160, Hann window, centred with reflect padding, power spectrogram, 64 Slaney
 (64 ... 2048 channels; two 3x3 conv + BN + ReLU, 2x2 average pooling, 1x1 after the last), mean
 over frequency, max + mean over time, ``fc1`` (2048, ReLU) = the embedding, ``fc_audioset`` =
 527 AudioSet logits (before the sigmoid). Inference mode only (no SpecAugment, no dropout).
+
+The front-end is torch code inside the network (its STFT and mel weights are checkpoint entries),
+so it runs batched on the extractor's device whichever front-end is asked for; it agrees with a
+float64 numpy reference within 1e-4 of the log-mel range (tests/test_frontends.py).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tiva_bench.metrics.extractors.base import AudioExtractor, ExtractorSpec, register
 from tiva_bench.core.weights import WEIGHTS
+from tiva_bench.metrics.extractors.base import AudioExtractor, ExtractorSpec, register
+from tiva_bench.metrics.extractors.loading import load_exactly, read_state_dict
 
 SAMPLE_RATE, N_FFT, HOP, N_MELS, FMIN, FMAX = 16000, 512, 160, 64, 50.0, 8000.0
 
@@ -94,7 +99,10 @@ class Cnn14(nn.Module):
         return self.logmel_extractor(self.spectrogram_extractor(wav))   # B,1,frames,64
 
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.log_mel(wav)
+        return self.from_log_mel(self.log_mel(wav))
+
+    def from_log_mel(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 1, frames, 64)`` log-mel -> ``(embedding, logits)``."""
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         for i in range(6):
             x = getattr(self, f"conv_block{i + 1}")(x, 2 if i < 5 else 1)
@@ -113,19 +121,22 @@ SPEC = register(ExtractorSpec(
 
 class PANNsExtractor(AudioExtractor):
     spec = SPEC
+    cuda_precision = "float16"
+
+    def build(self):
+        self.model = Cnn14().eval().to(self.device)
+        return self
 
     def load(self, checkpoint=None):
-        from tiva_bench.metrics.extractors.loading import load_exactly, read_state_dict
-
         path = checkpoint or WEIGHTS.require("panns_cnn14_16k")
-        self.model = Cnn14()
+        self.build()
         load_exactly(self.model, read_state_dict(path, nested_key="model"), str(path))
-        self.model.eval().to(self.device)
         self.files = (path,)
         return super().load()
 
+    def reference_inputs(self, wavs: np.ndarray) -> torch.Tensor:
+        return self.model.log_mel(torch.from_numpy(np.ascontiguousarray(wavs)).to(self.device))
 
-    def forward_batch(self, wavs: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
-            emb, logits = self.model(torch.from_numpy(np.ascontiguousarray(wavs)).to(self.device))
-        return {"embedding": emb.cpu().numpy(), "logits": logits.cpu().numpy()}
+    def network(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        embedding, logits = self.model.from_log_mel(x)
+        return {"embedding": embedding, "logits": logits}
