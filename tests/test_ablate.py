@@ -82,6 +82,7 @@ BAD_SUITES = [
     ("kind: resolution\ncolumns: [layout_l2]\nsweep: {tiva-tiny: [[26, 1]]}\ntemplate: {stages: [layout]}\n"
      "series:\n  - {name: B, slug: b, confg: {}, sweep: {tiva-tiny: [[26, 1]]}}\n", "confg"),
     ("kind: generate\ncolumns: [w_dis]\nseries: []\nrows:\n  - label: A\n", "series"),
+    ("kind: generate\ncolumns: [w_dis]\nrows:\n  - label: A\n    config: {unet_channels: [8, 8]}\n", "unet_channels"),
 ]
 
 
@@ -395,3 +396,42 @@ def test_under_torchrun_ranks_train_together_and_rank_0_alone_writes(tmp_path):
     assert len(sums) == 4  # two stages x two ranks, and the ranks ended each stage with the same weights
     for stage in {p.parent for p in sums}:
         assert (stage / "rank0_param_sum.txt").read_text() == (stage / "rank1_param_sum.txt").read_text()
+
+
+@pytest.mark.slow
+def test_paper_preset_plumbing_on_a_cpu_with_tiny_shapes(tmp_path, monkeypatch):
+    """``--preset tiva-paper --data DIR``: the paper's CLIP frame encoder and AudioLDM2 codec (random
+    weights here: plumbing only, no number from this run means anything) with a tiny UNet and
+    predictor, train/val/test folders given by --data; every suite kind runs and writes its table."""
+    from tiva_bench import synthetic, train
+    from tiva_bench.models.tiva import pipeline
+
+    for module in (train, ablate, pipeline):
+        real_encoder, real_codec = module.frame_encoder_for, module.build_codec
+        monkeypatch.setattr(module, "frame_encoder_for", lambda cfg, *a, _f=real_encoder, **k: _f(cfg, random_init=True))
+        monkeypatch.setattr(module, "build_codec", lambda cfg, *a, _f=real_codec, **k: _f(cfg, random_init=True))
+    data = tmp_path / "data"
+    synthetic.generate(data, {"train": 2, "val": 2, "test": 2}, seed=5)
+    tiny_paper = {"unet_channels": [8, 8, 8, 8], "unet_norm_groups": 4, "unet_attention_head_dim": 4, "predictor_dim": 16, "semantic_dim": 16}
+    opts = ablate.AblateOptions(out=tmp_path / "out", preset="tiva-paper", data=data, n=2, n_val=2, steps=1, sampling_steps=1, batch_size=2, workers=1)
+    suites = {
+        "t5": {"name": "t5", "kind": "generate", "columns": {"synthetic": ["w_dis", "dtw_dis"], "real": ["w_dis"]}, "config": tiny_paper,
+               "train": {"batch_size": 2}, "rows": [{"label": "TiVA", "slug": "tiva", "stages": "all"},
+                                                     {"label": "G w/ t_{a}", "slug": "g-mel", "stages": ["generator"], "inference": {"layout": "ground_truth"}}]},
+        "t4": {"name": "t4", "kind": "layout", "columns": ["layout_l2"], "config": tiny_paper, "train": {"batch_size": 2},
+               "rows": [{"label": "CLS^{4,8,11} + SA+WA + Patch^{4,8,11}", "slug": "full", "stages": ["layout"]}]},
+    }
+    for name, suite in suites.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(suite, sort_keys=False))
+        ablate.run_suites(str(path), opts, lambda m: None)
+    out = tmp_path / "out"
+    rows = _read_csv(out / "tables" / "t5.csv")
+    assert [r["row"] for r in rows] == ["tiva", "g-mel"] and all(r["preset"] == "tiva-paper" for r in rows)
+    for r in rows:
+        wavs = sorted((out / "gen" / r["row"]).glob("*.wav"))
+        assert len(wavs) == 2
+        y, sr = sf.read(wavs[0])
+        assert sr == 16000 and y.shape[0] == int(round(10.24 * 16000))
+    layouts = np.load(out / "rows" / "full" / "layouts.npz")
+    assert layouts["t_v"].shape == (2, 102, 5)  # the paper's M x C

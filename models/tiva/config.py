@@ -93,6 +93,9 @@ class TiVAConfig:
                 raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, got {getattr(self, name)!r}")
         if self.patch_grid < 1:
             raise ValueError(f"patch_grid must be >= 1, got {self.patch_grid}")
+        if not len(self.unet_channels) == len(self.unet_down_blocks) == len(self.unet_up_blocks):
+            raise ValueError(f"unet_channels has {len(self.unet_channels)} entries but the UNet has {len(self.unet_down_blocks)} down and "
+                             f"{len(self.unet_up_blocks)} up blocks: give one channel count per block")
         if self.cross_attention_window < -1:
             raise ValueError(f"cross_attention_window must be -1 (unmasked) or >= 0, got {self.cross_attention_window}")
         if self.decoder_attention not in ("sa", "wa", "sa+wa"):
