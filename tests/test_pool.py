@@ -96,3 +96,26 @@ def test_workers_die_with_a_killed_parent(tmp_path):
 def _slow(value):
     time.sleep(0.5)
     return value
+
+
+def _blas_threads(_):
+    """Workers run this: the thread count of every BLAS library loaded in the process."""
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the forked start method needs os.fork")
+def test_forked_workers_run_one_blas_thread():
+    """A parent whose OpenBLAS already runs two threads forks workers: they get one each (the
+    environment variables alone do not reach a pool initialised before the fork)."""
+    import multiprocessing as mp
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, "blas"):
+        parent = _blas_threads(None)
+        assert parent and all(n == 2 for n in parent), "the parent's BLAS runs two threads"
+        out = dict(supervised_map(_blas_threads, range(4), workers=2, ctx=mp.get_context("fork")))
+    assert len(out) == 4
+    assert all(counts and all(n == 1 for n in counts) for counts in out.values()), out
