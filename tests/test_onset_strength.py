@@ -100,7 +100,7 @@ def test_float64_input_matches_librosa_on_float64():
 
 def test_batch_equals_one_at_a_time_and_follows_order():
     sigs = list(signals(16000, 8.0, seed=5).values())
-    batch = onset_strength_batch(sigs, block=3)  # a list, blocks that do not divide the batch
+    batch = onset_strength_batch(sigs)  # a list
     np.testing.assert_array_equal(batch, np.stack([onset_strength(y) for y in sigs]))
     perm = np.random.default_rng(0).permutation(len(sigs))
     np.testing.assert_array_equal(onset_strength_batch([sigs[i] for i in perm]), batch[perm])

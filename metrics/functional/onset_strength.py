@@ -33,10 +33,12 @@ import functools
 from typing import Sequence
 
 import numpy as np
+import scipy.fft
 
 AMIN = 1e-10  # librosa.power_to_db's floor on power
 TOP_DB = 80.0  # librosa.power_to_db's dynamic range below the clip's maximum
-_MEMORY_BUDGET = 8 << 20  # bytes of float64 frames per transform call (4 clips of 8 s at hop 1280 = 6.6 MB)
+_CHUNK_FRAMES = 32  # frames per FFT call: 0.5 MB of float64 frames at n_fft 2048, in cache
+_SEGMENT_FRAMES = 256  # frames per mel product (8 matrix products per segment; 1 MB of power)
 
 
 def hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
@@ -123,44 +125,76 @@ def n_frames(n_samples: int, hop_length: int, n_fft: int) -> int:
     return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
 
 
-def _log_mel_block(rows: Sequence[np.ndarray], n: int, hop_length: int, n_fft: int, bands: tuple) -> np.ndarray:
-    """Log-power mel spectrogram in dB (before the top-db floor) of a few clips, ``(k, n_mels, T)``.
+class _Workspace:
+    """Buffers reused for every clip of one ``onset_strength_batch`` call (no allocation per clip).
 
-    The clips (as float32, as librosa gets them) are copied once into a zero-padded float64 buffer
-    (the centring) and framed by a strided view. Then librosa's arithmetic: frames times the
-    float64 window, a float64 FFT
-    rounded to complex64, magnitude squared in float32, a float32 mel product, ``10 log10`` in
-    float32. Frames are transformed in chunks of at most ``_MEMORY_BUDGET`` bytes.
+    ``padded``: one clip, centred between ``n_fft // 2`` zeros on each side, float64 (float32
+    samples exactly); ``frames``: its frames, a strided view ``(t, n_fft)``; ``windowed`` /
+    ``spec`` / ``power``: one chunk of frames after the window, the FFT (complex64) and ``|.|^2``
+    (its rows, float32); ``mel``: the clip's mel spectrogram ``(n_mels, t)`` float32.
     """
-    import scipy.fft
 
-    k, half = len(rows), n_fft // 2
-    padded = np.zeros((k, n + 2 * half))  # float64: float32 samples exactly, so no cast per frame
-    for r, row in enumerate(rows):
-        padded[r, half:half + n] = np.asarray(row, dtype=np.float32)
-    t = n_frames(n, hop_length, n_fft)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length][:, :t]
-    window = hann_window(n_fft)
-    mel = np.empty((k, bands[-1][1], t), dtype=np.float32)
-    step = max(1, _MEMORY_BUDGET // (8 * n_fft * k))
-    buf = np.empty((k, min(step, t), n_fft), dtype=np.float64)
-    for s in range(0, t, step):
-        e = min(t, s + step)
-        chunk = buf[:, : e - s]
-        np.multiply(frames[:, s:e], window, out=chunk)
-        spec = scipy.fft.rfft(chunk, axis=-1, overwrite_x=True).astype(np.complex64)
-        power = np.abs(spec)
-        np.square(power, out=power)  # (k, e - s, bins)
-        power_t = power.transpose(0, 2, 1)  # (k, bins, e - s)
+    def __init__(self, n: int, hop_length: int, n_fft: int, n_mels: int):
+        half, t = n_fft // 2, n_frames(n, hop_length, n_fft)
+        self.n, self.half, self.t = n, half, t
+        self.padded = np.zeros(n + 2 * half)
+        self.frames = np.lib.stride_tricks.sliding_window_view(self.padded, n_fft)[::hop_length][:t]
+        self.segment = min(t, _SEGMENT_FRAMES)
+        chunk = min(t, _CHUNK_FRAMES)
+        self.windowed = np.empty((chunk, n_fft))
+        self.spec = np.empty((chunk, n_fft // 2 + 1), dtype=np.complex64)
+        self.power = np.empty((self.segment, n_fft // 2 + 1), dtype=np.float32)
+        self.mel = np.empty((n_mels, t), dtype=np.float32)
+
+
+def _log_mel_db(row: np.ndarray, ws: _Workspace, window: np.ndarray, bands: tuple) -> np.ndarray:
+    """Log-power mel spectrogram of one clip in dB (before the top-db floor), ``(n_mels, t)``.
+
+    librosa's arithmetic, one chunk of ``_CHUNK_FRAMES`` frames at a time (the working set stays
+    in the core's cache): frames times the float64 window, a float64 FFT rounded to complex64,
+    ``|.|`` in float32 then squared, a float32 mel product per segment of ``_SEGMENT_FRAMES``
+    frames over the bank's non-zero blocks, ``10 log10(max(., amin))`` in float32. Returns
+    ``ws.mel`` (overwritten by the next clip).
+    """
+    ws.padded[ws.half:ws.half + ws.n] = row
+    mel, t = ws.mel, ws.t
+    for seg in range(0, t, ws.segment):
+        seg_end = min(t, seg + ws.segment)
+        for s in range(seg, seg_end, ws.windowed.shape[0]):
+            e = min(seg_end, s + ws.windowed.shape[0])
+            windowed = ws.windowed[: e - s]
+            np.multiply(ws.frames[s:e], window, out=windowed)
+            spec = ws.spec[: e - s]
+            np.copyto(spec, scipy.fft.rfft(windowed, axis=-1), casting="same_kind")  # complex128 -> complex64
+            power = ws.power[s - seg:e - seg]
+            np.abs(spec, out=power)
+            np.square(power, out=power)
+        power_t = ws.power[: seg_end - seg].T  # (bins, frames), a transposed view: BLAS reads it as is
         for first, end, lo, hi, weights in bands:
             if hi > lo:
-                np.matmul(weights, power_t[:, lo:hi], out=mel[:, first:end, s:e])
+                np.matmul(weights, power_t[lo:hi], out=mel[first:end, seg:seg_end])
             else:  # filters narrower than one bin: zero, as in librosa
-                mel[:, first:end, s:e] = 0.0
-    np.maximum(mel, AMIN, out=mel)
+                mel[first:end, seg:seg_end] = 0.0
+    np.maximum(mel, np.float32(AMIN), out=mel)
     np.log10(mel, out=mel)
-    mel *= np.float32(10.0)
+    np.multiply(mel, np.float32(10.0), out=mel)
     return mel
+
+
+def _flux_curve(db: np.ndarray, out: np.ndarray, lead: int) -> None:
+    """Onset strength from a clip's dB mel spectrogram ``(n_mels, t)`` (overwritten), into ``out``
+    ``(t,)``: floor at the maximum minus ``TOP_DB``, positive first difference over time, mean
+    over bands (float32, bands added in order, as librosa's ``np.mean(axis=-2)``), shifted right
+    by ``lead`` frames (librosa's lag and centring offset; the first ``lead`` stay zero)."""
+    floor = db.max() - np.float32(TOP_DB)
+    if not np.isfinite(floor):  # NaN/Inf samples reach the clip's maximum
+        raise ValueError("waveform holds NaN/Inf samples")
+    np.maximum(db, floor, out=db)
+    flux = np.subtract(db[:, 1:], db[:, :-1])
+    np.maximum(flux, np.float32(0.0), out=flux)
+    keep = max(0, min(out.shape[0] - lead, flux.shape[1]))
+    if keep:
+        out[lead:lead + keep] = flux[:, :keep].mean(axis=0)
 
 
 def onset_strength_batch(
@@ -169,7 +203,6 @@ def onset_strength_batch(
     hop_length: int = 1280,
     n_fft: int = 2048,
     n_mels: int = 128,
-    block: int = 4,
 ) -> np.ndarray:
     """Onset-strength curves of equal-length clips, ``(B, n) -> (B, n_frames)`` float32, >= 0.
 
@@ -177,8 +210,8 @@ def onset_strength_batch(
     ``(n,)`` (not copied into one array), or one array ``(n,)`` (then the result is
     ``(n_frames,)``); ``n_frames = 1 + n // hop_length`` for an even ``n_fft``. Any length works,
     including clips shorter than one frame (one frame, value 0). Each curve is librosa's (see the
-    module docstring); ``block`` clips share one transform call (memory about ``block`` x 5 x
-    the clip's samples x 4 bytes; speed barely changes above 4). Raises ``ValueError`` for
+    module docstring) and depends on its clip only; the clips share one set of buffers (memory
+    about 12 bytes per sample of one clip plus 1.5 MB, whatever ``B``). Raises ``ValueError`` for
     non-finite samples, as librosa does.
     """
     single = isinstance(y, np.ndarray) and y.ndim == 1
@@ -187,24 +220,19 @@ def onset_strength_batch(
         raise ValueError("expected waveforms of shape (n,) or (B, n) (equal lengths)")
     if any(not np.issubdtype(np.asarray(row).dtype, np.floating) for row in rows):
         raise ValueError("expected floating-point samples")
-    if min(sr, hop_length, n_fft, n_mels, block) <= 0:
-        raise ValueError("sr, hop_length, n_fft, n_mels and block must be positive")
+    if min(sr, hop_length, n_fft, n_mels) <= 0:
+        raise ValueError("sr, hop_length, n_fft and n_mels must be positive")
     n = y.shape[-1] if isinstance(y, np.ndarray) else (np.shape(rows[0])[0] if rows else 0)
     t = n_frames(n, hop_length, n_fft)
-    bands = mel_bank_bands(int(sr), int(n_fft), int(n_mels))
-    lead = 1 + n_fft // (2 * hop_length)  # librosa pads the lag and the centring offset in front
     out = np.zeros((len(rows), t), dtype=np.float32)
-    for s in range(0, len(rows), block):
-        db = _log_mel_block(rows[s:s + block], n, hop_length, n_fft, bands)  # (k, n_mels, t)
-        floor = db.max(axis=(1, 2), keepdims=True) - np.float32(TOP_DB)
-        if not np.all(np.isfinite(floor)):  # NaN/Inf samples reach every clip's maximum
-            raise ValueError("waveform holds NaN/Inf samples")
-        np.maximum(db, floor, out=db)
-        flux = db[:, :, 1:] - db[:, :, :-1]
-        np.maximum(flux, np.float32(0.0), out=flux)
-        curve = flux.mean(axis=1)  # float32, bands added in order, as librosa's np.mean(axis=-2)
-        keep = max(0, min(t - lead, curve.shape[1]))
-        out[s:s + db.shape[0], lead:lead + keep] = curve[:, :keep]
+    if rows:
+        bands = mel_bank_bands(int(sr), int(n_fft), int(n_mels))
+        window = hann_window(n_fft)
+        ws = _Workspace(n, hop_length, n_fft, n_mels)
+        lead = 1 + n_fft // (2 * hop_length)  # librosa pads the lag and the centring offset in front
+        for i, row in enumerate(rows):
+            db = _log_mel_db(np.asarray(row, dtype=np.float32), ws, window, bands)
+            _flux_curve(db, out[i], lead)
     return out[0] if single else out
 
 
