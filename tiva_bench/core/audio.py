@@ -232,8 +232,8 @@ def _read_pcm16_wav(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, 
     raw = fh.read(frames * layout.block)
     if len(raw) != frames * layout.block:
         return None
-    ints = np.frombuffer(raw, dtype="<i2").reshape(frames, layout.channels)
-    data = np.multiply(ints, np.float32(1.0 / 32768.0), dtype=np.float32)  # exact: a 16-bit integer times 2**-15
+    data = np.frombuffer(raw, dtype="<i2").reshape(frames, layout.channels).astype(np.float32)
+    data *= np.float32(1.0 / 32768.0)  # exact: a 16-bit integer times 2**-15
     return data.T, int(layout.rate)
 
 
@@ -347,7 +347,7 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if data.shape[-1] == 0:
         raise InputError(path, "audio has 0 samples", "regenerate or remove it")
     mono = data.mean(axis=0, dtype=np.float32) if data.shape[0] > 1 else data[0]
-    if not np.all(np.isfinite(mono)):
+    if decoded is None and not np.all(np.isfinite(mono)):  # scaled 16-bit integers are finite
         bad = int(np.count_nonzero(~np.isfinite(mono)))
         raise InputError(path, f"audio holds {bad} NaN/Inf samples", "fix the generator's output (e.g. clip or nan_to_num) and re-write the file")
     return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
@@ -394,7 +394,7 @@ class AudioClip:
     def is_silent(self) -> bool:
         """True when the scored window is digital silence (peak <= 1e-8)."""
         window, _ = crop_or_pad(self.native, self.native_sr, self.window_s)
-        return window.size == 0 or float(np.max(np.abs(window))) <= SILENCE_PEAK
+        return window.size == 0 or max(float(window.max()), -float(window.min())) <= SILENCE_PEAK
 
     def at(self, sr: int) -> np.ndarray:
         """Mono float32 window at ``sr`` Hz: resample the whole decode, then take the window."""
