@@ -128,26 +128,28 @@ def n_frames(n_samples: int, hop_length: int, n_fft: int) -> int:
 class _Workspace:
     """Buffers reused for every clip of one ``onset_strength_batch`` call (no allocation per clip).
 
-    ``padded``: one clip, centred between ``n_fft // 2`` zeros on each side, float64 (float32
-    samples exactly); ``frames``: its frames, a strided view ``(t, n_fft)``; ``windowed`` /
-    ``spec`` / ``power``: one chunk of frames after the window, the FFT (complex64) and ``|.|^2``
-    (its rows, float32); ``mel``: the clip's mel spectrogram ``(n_mels, t)`` float32.
+    ``padded``: one clip, float32, centred between ``n_fft // 2`` zeros on each side; ``frames``:
+    its frames, a strided view ``(t, n_fft)``; ``windowed``: one chunk of frames as float64,
+    multiplied by ``window_rows`` (the window repeated once per frame of a chunk, so the product is
+    one flat pass); ``spec`` / ``power``: the chunk after the FFT (rounded to complex64) and
+    ``|.|^2`` (float32, rows of a segment); ``mel``: the clip's mel spectrogram ``(n_mels, t)``.
     """
 
-    def __init__(self, n: int, hop_length: int, n_fft: int, n_mels: int):
+    def __init__(self, n: int, hop_length: int, n_fft: int, n_mels: int, window: np.ndarray):
         half, t = n_fft // 2, n_frames(n, hop_length, n_fft)
         self.n, self.half, self.t = n, half, t
-        self.padded = np.zeros(n + 2 * half)
+        self.padded = np.zeros(n + 2 * half, dtype=np.float32)
         self.frames = np.lib.stride_tricks.sliding_window_view(self.padded, n_fft)[::hop_length][:t]
         self.segment = min(t, _SEGMENT_FRAMES)
         chunk = min(t, _CHUNK_FRAMES)
         self.windowed = np.empty((chunk, n_fft))
+        self.window_rows = np.ascontiguousarray(np.broadcast_to(window, (chunk, n_fft)))
         self.spec = np.empty((chunk, n_fft // 2 + 1), dtype=np.complex64)
         self.power = np.empty((self.segment, n_fft // 2 + 1), dtype=np.float32)
         self.mel = np.empty((n_mels, t), dtype=np.float32)
 
 
-def _log_mel_db(row: np.ndarray, ws: _Workspace, window: np.ndarray, bands: tuple) -> np.ndarray:
+def _log_mel_db(row: np.ndarray, ws: _Workspace, bands: tuple) -> np.ndarray:
     """Log-power mel spectrogram of one clip in dB (before the top-db floor), ``(n_mels, t)``.
 
     librosa's arithmetic, one chunk of ``_CHUNK_FRAMES`` frames at a time (the working set stays
@@ -163,7 +165,9 @@ def _log_mel_db(row: np.ndarray, ws: _Workspace, window: np.ndarray, bands: tupl
         for s in range(seg, seg_end, ws.windowed.shape[0]):
             e = min(seg_end, s + ws.windowed.shape[0])
             windowed = ws.windowed[: e - s]
-            np.multiply(ws.frames[s:e], window, out=windowed)
+            np.copyto(windowed, ws.frames[s:e])  # float32 -> float64, exact
+            flat = windowed.reshape(-1)
+            np.multiply(flat, ws.window_rows[: e - s].reshape(-1), out=flat)  # as librosa: float64 window x samples
             spec = ws.spec[: e - s]
             np.copyto(spec, scipy.fft.rfft(windowed, axis=-1), casting="same_kind")  # complex128 -> complex64
             power = ws.power[s - seg:e - seg]
@@ -227,11 +231,10 @@ def onset_strength_batch(
     out = np.zeros((len(rows), t), dtype=np.float32)
     if rows:
         bands = mel_bank_bands(int(sr), int(n_fft), int(n_mels))
-        window = hann_window(n_fft)
-        ws = _Workspace(n, hop_length, n_fft, n_mels)
+        ws = _Workspace(n, hop_length, n_fft, n_mels, hann_window(n_fft))
         lead = 1 + n_fft // (2 * hop_length)  # librosa pads the lag and the centring offset in front
         for i, row in enumerate(rows):
-            db = _log_mel_db(np.asarray(row, dtype=np.float32), ws, window, bands)
+            db = _log_mel_db(np.asarray(row, dtype=np.float32), ws, bands)
             _flux_curve(db, out[i], lead)
     return out[0] if single else out
 
