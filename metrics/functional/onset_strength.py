@@ -37,6 +37,7 @@ import scipy.fft
 
 AMIN = 1e-10  # librosa.power_to_db's floor on power
 TOP_DB = 80.0  # librosa.power_to_db's dynamic range below the clip's maximum
+_NUMPY_FFT_OUT = int(np.__version__.split(".")[0]) >= 2  # numpy.fft functions take out=
 _CHUNK_FRAMES = 32  # frames per FFT call: 0.5 MB of float64 frames at n_fft 2048, in cache
 _SEGMENT_FRAMES = 256  # frames per mel product (16 matrix products per segment; 1 MB of power)
 
@@ -143,8 +144,17 @@ class _Workspace:
         self.windowed = np.empty((chunk, n_fft))
         self.window_rows = np.ascontiguousarray(np.broadcast_to(window, (chunk, n_fft)))
         self.spec = np.empty((chunk, n_fft // 2 + 1), dtype=np.complex64)
+        self.spec128 = np.empty((chunk, n_fft // 2 + 1), dtype=np.complex128)
         self.power = np.empty((self.segment, n_fft // 2 + 1), dtype=np.float32)
         self.mel = np.empty((n_mels, self.t), dtype=np.float32)
+
+
+def _rfft(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``rfft`` of float64 rows into ``out`` (complex128): numpy's pocketfft writes into the given
+    buffer (numpy >= 2; 2% faster than scipy's, which allocates); the same values either way."""
+    if _NUMPY_FFT_OUT:
+        return np.fft.rfft(frames, axis=-1, out=out)
+    return scipy.fft.rfft(frames, axis=-1)
 
 
 def _frames_into(out: np.ndarray, row: np.ndarray, first: int, hop_length: int) -> None:
@@ -189,7 +199,7 @@ def _log_mel_db(row: np.ndarray, ws: _Workspace, bands: tuple) -> np.ndarray:
             flat = windowed.reshape(-1)
             np.multiply(flat, ws.window_rows[: e - s].reshape(-1), out=flat)  # as librosa: float64 window x samples
             spec = ws.spec[: e - s]
-            np.copyto(spec, scipy.fft.rfft(windowed, axis=-1), casting="same_kind")  # complex128 -> complex64
+            np.copyto(spec, _rfft(windowed, ws.spec128[: e - s]), casting="same_kind")  # complex128 -> complex64
             power = ws.power[s - seg:e - seg]
             np.abs(spec, out=power)
             np.square(power, out=power)
