@@ -258,7 +258,24 @@ def sync_batch(
     if rows == 0:
         return {"w_dis": [], "dtw_dis": []}
     odfs = onset_strengths(gen + ref, sr, hop_length, n_fft, n_mels, odf_impl)
-    g, r = odfs[:rows], odfs[rows:]
+    return sync_from_odfs(odfs[:rows], odfs[rows:], dtw=dtw, fastdtw_radius=fastdtw_radius, silent_policy=silent_policy)
+
+
+def sync_from_odfs(g: np.ndarray, r: np.ndarray, *, dtw: str = "exact", fastdtw_radius: int = 1, silent_policy: str = "nan") -> dict[str, list]:
+    """W-dis and DTW-dis of ``B`` pairs of onset-strength curves, ``(B, n)`` and ``(B, m)``.
+
+    Returns ``{"w_dis": [...], "dtw_dis": [...]}`` as ``sync_batch`` does (W-dis on a silent side
+    under ``silent_policy="nan"``: an ``UndefinedMetric`` with the reason); each value equals
+    ``w_dis_from_odf`` / ``dtw_dis_from_odf`` on the pair's curves.
+    """
+    if silent_policy not in ("nan", "uniform"):
+        raise ValueError(f"silent_policy must be 'nan' or 'uniform', got {silent_policy!r}")
+    g, r = np.asarray(g), np.asarray(r)
+    if g.ndim != 2 or r.ndim != 2 or g.shape[0] != r.shape[0]:
+        raise ValueError(f"expected curves of shape (B, n) and (B, m), got {g.shape} and {r.shape}")
+    rows = g.shape[0]
+    if rows == 0:
+        return {"w_dis": [], "dtw_dis": []}
     if dtw == "exact":
         dtw_values = list(dtw_cost_batch(g, r) / r.shape[1])
     else:
