@@ -148,7 +148,7 @@ def test_hann_window_is_scipys(n):
 @pytest.mark.parametrize("n_fft,hop", [(2048, 1280), (2048, 512), (512, 160), (7, 3), (8, 20)])
 def test_frames_are_the_zero_padded_centred_frames(n_fft, hop):
     """Every chunk of frames, at every length, equals framing ``np.pad(y, n_fft // 2)`` (a naive reference)."""
-    from tiva_bench.metrics.functional.onset_strength import _frames_into, n_frames
+    from tiva_bench.metrics.functional.onset_strength import _Framing, n_frames
 
     rng = np.random.default_rng(n_fft + hop)
     for n in (0, 1, hop - 1, hop, n_fft // 2, n_fft - 1, n_fft, n_fft + 1, 3 * n_fft + 5, 10 * hop + 3):
@@ -161,6 +161,7 @@ def test_frames_are_the_zero_padded_centred_frames(n_fft, hop):
         ref = np.stack([padded[f * hop:f * hop + n_fft] for f in range(t)]).astype(np.float64)
         for chunk in (1, 3, t):
             got = np.full((t, n_fft), np.nan)
+            framing = _Framing(y, hop, n_fft, t)
             for first in range(0, t, chunk):
-                _frames_into(got[first:first + chunk], y, first, hop)
+                framing.into(got[first:first + chunk], first)
             np.testing.assert_array_equal(got, ref, err_msg=f"n={n}, chunk={chunk}")

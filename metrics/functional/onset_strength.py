@@ -183,27 +183,38 @@ def _rfft(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
     return scipy.fft.rfft(frames, axis=-1)
 
 
-def _frames_into(out: np.ndarray, row: np.ndarray, first: int, hop_length: int) -> None:
-    """Frames ``first .. first + len(out) - 1`` of the centred STFT of ``row`` (contiguous,
-    float32), as float64, into ``out`` ``(k, n_fft)``: frame ``f`` holds samples
+class _Framing:
+    """The centred frames of one clip ``row`` (contiguous float32): frame ``f`` holds samples
     ``f * hop_length - n_fft // 2`` onwards, zero outside the clip (librosa's zero padding).
-    Frames inside the clip are copied through one strided view; only the few at the edges are
-    assembled one by one."""
-    k, n_fft = out.shape
-    n, half = row.shape[0], n_fft // 2
-    lo = min(max(first, -(-half // hop_length)), first + k)  # first frame that starts inside the clip
-    hi = max(lo, min(first + k, (n + half - n_fft) // hop_length + 1)) if n >= n_fft - half else lo  # end of frames inside
-    if hi > lo:
-        inside = np.lib.stride_tricks.as_strided(row[lo * hop_length - half:], shape=(hi - lo, n_fft),
-                                                 strides=(hop_length * row.strides[0], row.strides[0]), writeable=False)
-        np.copyto(out[lo - first:hi - first], inside)  # float32 -> float64, exact
-    for f in (*range(first, lo), *range(hi, first + k)):
-        start = f * hop_length - half
-        a, b = max(0, start), min(n, start + n_fft)
-        frame = out[f - first]
-        frame[:] = 0.0
-        if b > a:
-            frame[a - start:b - start] = row[a:b]
+    Frames ``lo .. hi - 1`` lie inside the clip and are a strided view ``inside`` of it; the few
+    at the edges are assembled one by one."""
+
+    def __init__(self, row: np.ndarray, hop_length: int, n_fft: int, t: int):
+        n, half = row.shape[0], n_fft // 2
+        self.row, self.hop, self.half = row, hop_length, half
+        self.lo = min(-(-half // hop_length), t)  # first frame that starts inside the clip
+        self.hi = max(self.lo, min(t, (n + half - n_fft) // hop_length + 1)) if n >= n_fft - half else self.lo
+        self.inside = None
+        if self.hi > self.lo:  # a strided view (np.ndarray directly: as_strided costs 20 us a call)
+            step = row.strides[0]
+            self.inside = np.ndarray((self.hi - self.lo, n_fft), np.float32, row, (self.lo * hop_length - half) * step, (hop_length * step, step))
+
+    def into(self, out: np.ndarray, first: int) -> None:
+        """Frames ``first .. first + len(out) - 1`` as float64 into ``out`` ``(k, n_fft)``."""
+        k, n_fft = out.shape
+        lo, hi = max(first, self.lo), min(first + k, self.hi)  # the frames of this chunk inside the clip
+        if hi > lo:
+            np.copyto(out[lo - first:hi - first], self.inside[lo - self.lo:hi - self.lo])  # float32 -> float64, exact
+        else:
+            lo = hi = first + k
+        n = self.row.shape[0]
+        for f in (*range(first, lo), *range(hi, first + k)):
+            start = f * self.hop - self.half
+            a, b = max(0, start), min(n, start + n_fft)
+            frame = out[f - first]
+            frame[:] = 0.0
+            if b > a:
+                frame[a - start:b - start] = self.row[a:b]
 
 
 def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan) -> np.ndarray:
@@ -216,12 +227,13 @@ def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan) -> np.ndarray:
     ``ws.mel`` (overwritten by the next clip).
     """
     mel, t = ws.mel, ws.t
+    framing = _Framing(row, ws.hop, ws.n_fft, t)
     for seg in range(0, t, ws.segment):
         seg_end = min(t, seg + ws.segment)
         for s in range(seg, seg_end, ws.windowed.shape[0]):
             e = min(seg_end, s + ws.windowed.shape[0])
             windowed = ws.windowed[: e - s]
-            _frames_into(windowed, row, s, ws.hop)
+            framing.into(windowed, s)
             flat = windowed.reshape(-1)
             np.multiply(flat, ws.window_rows[: e - s].reshape(-1), out=flat)  # as librosa: float64 window x samples
             spec = ws.spec[: e - s]
