@@ -214,17 +214,21 @@ def dtw_cost_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     cells = np.lib.stride_tricks.as_strided(skewed[1:, 2:], shape=(n, m, rows), strides=(s0 + s1, s1, s2))
     np.subtract(a.T[:, None, :], b.T[None, :, :], out=cells)
     np.abs(cells, out=cells)
-    prev2 = np.full((n + 1, rows), np.inf)  # anti-diagonal d - 2, indexed by i
-    prev2[0] = 0.0  # D[0, 0]
-    prev1 = np.full((n + 1, rows), np.inf)  # anti-diagonal d - 1
+    # three arrays hold anti-diagonals d - 2, d - 1, d in turn, indexed by i; row 0 is D[0, d]
+    # (inf for d > 0); no allocation per step
+    ring = [np.full((n + 1, rows), np.inf) for _ in range(3)]
+    ring[0][0] = 0.0  # D[0, 0]
+    uppers = [r[:-1] for r in ring]  # D[i-1, .] at row i
+    lefts = [r[1:] for r in ring]  # D[i, .] at row i
     for d in range(2, diagonals):
-        cur = np.empty((n + 1, rows))
-        cur[0] = np.inf
-        best = cur[1:]
-        np.minimum(prev2[:-1], prev1[:-1], out=best)  # D[i-1, j-1], D[i-1, j]
-        np.minimum(best, prev1[1:], out=best)  # D[i, j-1]
+        k2, k1, k = (d - 2) % 3, (d - 1) % 3, d % 3
+        if d == 3:
+            ring[0][0] = np.inf  # the ring's first array now holds anti-diagonal 3
+        best = lefts[k]
+        np.minimum(uppers[k2], uppers[k1], out=best)  # D[i-1, j-1], D[i-1, j]
+        np.minimum(best, lefts[k1], out=best)  # D[i, j-1]
         np.add(skewed[1:, d], best, out=best)
-        prev2, prev1 = prev1, cur
+    prev1 = ring[(diagonals - 1) % 3]
     return prev1[n].copy()
 
 
