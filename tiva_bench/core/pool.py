@@ -26,6 +26,7 @@ Guarantees (tested in tests/test_pool.py):
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import signal
@@ -111,6 +112,28 @@ def limit_threads_here() -> None:
     """
     os.environ.update({k: "1" for k in THREAD_VARS})
     threadpool_limits(1)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+def retain_freed_memory(limit_bytes: int = 64 << 20) -> bool:
+    """Make glibc's allocator keep freed memory for reuse in this process: blocks below
+    ``limit_bytes`` come from the heap instead of fresh ``mmap`` pages, and the heap is not handed
+    back to the system until ``4 * limit_bytes`` lie free at its top.
+
+    A worker that allocates and frees the same few megabytes for every item otherwise takes a page
+    fault for every 4 KB it touches again (about 80 per pair of clips on the sync path, 5-10% of its
+    time in a virtual machine, measured); with this its memory stays at its working set. Returns
+    False where the C library is not glibc (nothing changes).
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(limit_bytes)) and mallopt(_M_TRIM_THRESHOLD, int(4 * limit_bytes)))
 
 
 def _worker_main(conn, fn, initializer, initargs, parent_pid: int, single_thread: bool) -> None:  # pragma: no cover - runs in children
