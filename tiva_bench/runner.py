@@ -52,7 +52,20 @@ def video_for(pair: Pair, videos_dir: str) -> Path | None:
     return next((c for c in candidates if c.exists()), None)
 
 
-SYNC_CHUNK = 16  # pairs per task on the batched sync-only path
+SYNC_CHUNK = 32  # most pairs per task on the batched sync-only path (per-chunk costs: batched DTW, messages)
+SYNC_CHUNK_MIN = 4
+
+
+def sync_chunks(pairs: list, workers: int) -> list[list]:
+    """``pairs`` cut into consecutive chunks, in order: ``SYNC_CHUNK`` pairs while many remain, then
+    smaller (an eighth of what remains per worker, at least ``SYNC_CHUNK_MIN``), so the workers
+    finish together instead of one waiting for the other's last big chunk."""
+    chunks, start = [], 0
+    while start < len(pairs):
+        size = max(SYNC_CHUNK_MIN, min(SYNC_CHUNK, -(-(len(pairs) - start) // (4 * max(1, workers)))))
+        chunks.append(pairs[start:start + size])
+        start += size
+    return chunks
 
 
 def iter_clip_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec], on_notice: Callable[[str], None] | None = None):
@@ -78,7 +91,7 @@ def iter_clip_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSp
 
 def _iter_sync_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec], on_notice):
     names = [s.name for s in specs]
-    chunks = [pairs[i:i + SYNC_CHUNK] for i in range(0, len(pairs), SYNC_CHUNK)]
+    chunks = sync_chunks(pairs, n_workers(cfg.workers, len(pairs)))
     workers = n_workers(cfg.workers, len(chunks), on_notice)
     index = 0
     for chunk_index, outcome in supervised_map(score_sync_chunk_in_worker, chunks, workers=workers, initializer=init_sync_worker,
