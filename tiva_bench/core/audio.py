@@ -17,6 +17,7 @@ stream that stops decoding part-way raise ``InputError`` rather than being read 
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ def is_media_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in MEDIA_EXTENSIONS
 
 
+_MISSING_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # what Path.exists() reads as "no file"
 _WAV_PCM_TAGS = (1, 3, 6, 7, 0xFFFE)  # PCM, IEEE float, A-law, mu-law, extensible: bytes = frames x block
 _WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # placeholders of writers that stream and never seek back
 
@@ -320,10 +322,14 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
     Returns ``(samples, sample_rate)`` with ``samples`` of shape ``(n,)``. Raises ``InputError``
     (with the file's name and a fix) for unreadable, empty or non-finite audio.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file does not exist")
-    if path.stat().st_size == 0:
+    path = path if isinstance(path, Path) else Path(path)
+    try:
+        size = os.stat(path).st_size  # one system call for both checks
+    except OSError as exc:
+        if exc.errno not in _MISSING_ERRNOS:  # as Path.exists(): other errors propagate
+            raise
+        raise InputError(path, "file does not exist") from None
+    if size == 0:
         raise InputError(path, "empty file (0 bytes)", "regenerate or remove it")
     suffix = path.suffix.lower()
     promised, decoded = None, None
@@ -378,7 +384,7 @@ class AudioClip:
                 f"too short: {duration:.3f} s < min_duration_s {min_duration_s:g} s",
                 "regenerate a longer clip or lower --set audio.min_duration_s",
             )
-        return cls(Path(path), samples, sr, window_s)
+        return cls(path if isinstance(path, Path) else Path(path), samples, sr, window_s)
 
     @property
     def duration_s(self) -> float:
