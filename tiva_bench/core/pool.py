@@ -187,11 +187,14 @@ class _Worker:
         self.task = (index, item)
         self.conn.send((index, item))
 
-    def stop(self, grace_s: float = 2.0) -> None:
+    def ask_to_stop(self) -> None:
         try:
             self.conn.send(None)
         except (OSError, ValueError):
             pass
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        self.ask_to_stop()
         self.process.join(grace_s)
         if self.process.is_alive():
             self.process.terminate()
@@ -317,5 +320,7 @@ def supervised_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int 
                 yield next_out, done.pop(next_out)
                 next_out += 1
     finally:
+        for w in pool:
+            w.ask_to_stop()  # all at once: the workers exit (and free their memory) side by side
         for w in pool:
             w.stop()
