@@ -1,30 +1,35 @@
-"""Onset strength (spectral flux of the log-power mel spectrogram), batched and exact.
+"""Onset strength (spectral flux of the log-power mel spectrogram), fast and exact.
 
 The same curve as ``librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop_length, n_fft=n_fft,
 n_mels=n_mels)`` with librosa's other defaults (Hann window, centred frames with zero padding,
 power 2, Slaney mel bank from 0 Hz to ``sr / 2``, ``power_to_db`` with ``amin=1e-10``,
 ``top_db=80`` relative to the clip's own maximum, lag 1, no maximum filter, mean over bands, no
-detrending), computed for many clips at once:
+detrending):
 
 * the same arithmetic as librosa: float32 samples times the float64 window, a float64 FFT
-  rounded to complex64, float32 power and mel product, float32 dB and band mean in band order.
-  A float32 FFT would be twice as fast but is not accurate enough: its rounding noise, relative
-  to a frame's energy, reaches the quiet bands that stay above the 80-dB floor (errors up to
-  5e-6 of the curve's maximum and 4e-5 relative on W-dis, measured);
-* the mel filter bank and the window are built once per setting and cached (librosa rebuilds
-  the bank on every call, which costs more than the transform at the protocol's settings), and
-  the mel product only visits the bank's non-zero blocks (``mel_bank_bands``, 8x fewer
-  multiply-adds at 128 mels);
-* frames of several clips go through one ``scipy.fft.rfft`` call, in blocks of a few clips so
-  the working set stays in cache and memory stays flat;
+  (numpy's pocketfft, as librosa's) rounded to complex64, float32 power and mel product, float32
+  dB and band mean in band order. A float32 FFT would be twice as fast but is not accurate
+  enough: its rounding noise, relative to a frame's energy, reaches the quiet bands that stay
+  above the 80-dB floor (errors up to 5e-6 of the curve's maximum and 4e-5 relative on W-dis,
+  measured);
+* the mel filter bank, the window and the FFT's buffers are built once per setting (librosa
+  rebuilds the bank on every call, which costs more than the transform at the protocol's
+  settings): ``OnsetStrengthPlan`` holds them for clips of one length;
+* a clip goes through in chunks of 32 frames, so the frames, their spectrum and its power stay
+  in the core's cache, and every pass works in place (no allocation per clip);
+* the mel product only visits the bank's non-zero blocks (``mel_bank_bands``, 8x fewer
+  multiply-adds at 128 mels). It adds the same terms in another order than librosa's dense
+  product, which moves a mel value by a few float32 roundings: invisible next to a curve's
+  maximum except on near-flat curves (stationary signals, maximum below ``DENSE_BELOW_DB``),
+  which are computed again with librosa's dense product (bitwise librosa's values, same BLAS);
 * librosa itself is not imported: it pulls in numba and adds seconds to every worker process's
   start. The bank is the Slaney formula and the window scipy's, both tested equal to librosa's.
 
-Agreement with librosa: every frame within 1e-5 of the curve's maximum; measured below 1e-7 (the
-mel product adds the same terms in another order, as librosa's own BLAS does with another thread
-count). Digital silence gives exactly zero, as in librosa. ``tests/test_onset_strength.py``
-checks this against librosa on clicks, tones, noise, chirps, near-floor bursts, DC, silence,
-clips from 0 samples to minutes, several rates and settings.
+Agreement with librosa: every frame within 1e-5 of the curve's maximum; measured at most 3.5e-7
+(tones, chirps, noise, bursts, DC, silence at five settings and lengths from 0.1 s) and 1e-7 (600
+procedurally rendered 8-s event clips). Digital silence gives exactly zero, as in librosa.
+``tests/test_onset_strength.py`` checks this against librosa on clicks, tones, noise, chirps,
+near-floor bursts, DC, silence, clips from 0 samples to minutes, several rates and settings.
 """
 
 from __future__ import annotations
@@ -39,7 +44,12 @@ AMIN = 1e-10  # librosa.power_to_db's floor on power
 TOP_DB = 80.0  # librosa.power_to_db's dynamic range below the clip's maximum
 _NUMPY_FFT_OUT = int(np.__version__.split(".")[0]) >= 2  # numpy.fft functions take out=
 _CHUNK_FRAMES = 32  # frames per FFT call: 0.5 MB of float64 frames at n_fft 2048, in cache
-_SEGMENT_FRAMES = 256  # frames per mel product (8 matrix products per segment; 1 MB of power)
+_SEGMENT_FRAMES = 4096  # most frames of power held at once (16 MB at n_fft 2048); longer clips in equal segments
+# A curve whose maximum is below this (dB) is computed again with librosa's own (dense) mel product:
+# the banded product sums the same terms in another order, which moves a value by up to about
+# 2e-5 dB (a few float32 roundings), i.e. 1e-5 of the maximum only for near-flat curves
+# (stationary signals); above 8 dB that is at most 2.5e-6 of the maximum, a 4x margin.
+DENSE_BELOW_DB = 8.0
 
 
 def hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
@@ -134,9 +144,9 @@ class OnsetStrengthPlan:
 
     ``plan(y)``: the curve of one clip ``y`` ``(n,)`` (float; cast to float32 as librosa gets it),
     a new ``(t,)`` float32 array, ``t = n_frames(n, hop_length, n_fft)``. The filter bank and the
-    window come from caches; the buffers (about 1.5 MB at the protocol's settings: one chunk of
-    ``_CHUNK_FRAMES`` frames in float64, its spectrum, one segment of power, the clip's mel
-    spectrogram) are allocated once. Building a plan costs about as much as one clip, so scoring
+    window come from caches; the buffers (about 2 MB at the protocol's settings: one chunk of
+    ``_CHUNK_FRAMES`` frames in float64, its spectrum, the clip's power (in segments of at most
+    ``_SEGMENT_FRAMES`` frames) and mel spectrogram) are allocated once. Building a plan costs about as much as one clip, so scoring
     clip by clip (each right after it is decoded, while its samples are still in cache) costs
     nothing over batching. Not thread-safe: one plan per thread.
     """
@@ -146,8 +156,10 @@ class OnsetStrengthPlan:
             raise ValueError("sr, hop_length, n_fft and n_mels must be positive and n >= 0")
         self.n, self.hop, self.n_fft, self.t = int(n), int(hop_length), int(n_fft), n_frames(n, hop_length, n_fft)
         self.bands = mel_bank_bands(int(sr), int(n_fft), int(n_mels))
+        self.bank = mel_filter_bank(int(sr), int(n_fft), int(n_mels))
         self.lead = 1 + n_fft // (2 * hop_length)  # librosa pads the lag and the centring offset in front
-        self.segment = max(1, min(self.t, _SEGMENT_FRAMES))
+        segments = max(1, -(-self.t // _SEGMENT_FRAMES))
+        self.segment = max(1, -(-self.t // segments))  # equal segments: none short (BLAS sums short ones in another order)
         chunk = max(1, min(self.t, _CHUNK_FRAMES))
         self.windowed = np.empty((chunk, n_fft))
         self.window_rows = _window_rows(n_fft, chunk)
@@ -163,7 +175,14 @@ class OnsetStrengthPlan:
             raise ValueError("expected floating-point samples")
         out = np.zeros(max(0, self.t), dtype=np.float32)
         if self.t > 0:
-            _flux_curve(_log_mel_db(np.ascontiguousarray(y, dtype=np.float32), self), out, self.lead)
+            row = np.ascontiguousarray(y, dtype=np.float32)
+            _flux_curve(_log_mel_db(row, self), out, self.lead)
+            if out.max() < DENSE_BELOW_DB:  # a near-flat curve: librosa's own summation order
+                if self.segment >= self.t:  # the clip's power is still in the buffer
+                    _mel_db_from_power(self, 0, self.t, dense=True)
+                else:
+                    _log_mel_db(row, self, dense=True)
+                _flux_curve(self.mel, out, self.lead)
         return out
 
 
@@ -218,16 +237,16 @@ class _Framing:
                 frame[a - start:b - start] = self.row[a:b]
 
 
-def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan) -> np.ndarray:
+def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan, dense: bool = False) -> np.ndarray:
     """Log-power mel spectrogram of one clip in dB (before the top-db floor), ``(n_mels, t)``.
 
     librosa's arithmetic, one chunk of ``_CHUNK_FRAMES`` frames at a time (the working set stays
     in the core's cache): frames times the float64 window, a float64 FFT rounded to complex64,
-    ``|.|`` in float32 then squared, a float32 mel product per segment of ``_SEGMENT_FRAMES``
-    frames over the bank's non-zero blocks, ``10 log10(max(., amin))`` in float32. Returns
-    ``ws.mel`` (overwritten by the next clip).
+    ``|.|`` in float32 then squared; then per segment of frames the float32 mel product and
+    ``10 log10(max(., amin))`` in float32 (``_mel_db_from_power``). Returns ``ws.mel``
+    (overwritten by the next clip).
     """
-    mel, t = ws.mel, ws.t
+    t = ws.t
     framing = _Framing(row, ws.hop, ws.n_fft, t)
     for seg in range(0, t, ws.segment):
         seg_end = min(t, seg + ws.segment)
@@ -242,16 +261,31 @@ def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan) -> np.ndarray:
             power = ws.power[s - seg:e - seg]
             np.abs(spec, out=power)
             np.square(power, out=power)
-        power_t = ws.power[: seg_end - seg].T  # (bins, frames), a transposed view: BLAS reads it as is
+        _mel_db_from_power(ws, seg, seg_end, dense)
+    return ws.mel
+
+
+def _mel_db_from_power(ws: OnsetStrengthPlan, seg: int, seg_end: int, dense: bool) -> None:
+    """Frames ``seg .. seg_end - 1`` of ``ws.mel`` in dB from the power in ``ws.power``.
+
+    ``dense=False``: the product over the bank's non-zero blocks only (``mel_bank_bands``, 8x
+    fewer multiply-adds); ``dense=True``: the whole bank times the power, the product librosa
+    makes (the same BLAS call, so the same summation order: bitwise librosa's values on the same
+    BLAS), for curves whose maximum is too small for the banded order (``DENSE_BELOW_DB``).
+    """
+    mel = ws.mel[:, seg:seg_end]
+    power_t = ws.power[: seg_end - seg].T  # (bins, frames), a transposed view: BLAS reads it as is
+    if dense:
+        np.matmul(ws.bank, power_t, out=mel)
+    else:
         for first, end, lo, hi, weights in ws.bands:
             if hi > lo:
-                np.matmul(weights, power_t[lo:hi], out=mel[first:end, seg:seg_end])
+                np.matmul(weights, power_t[lo:hi], out=mel[first:end])
             else:  # filters narrower than one bin: zero, as in librosa
-                mel[first:end, seg:seg_end] = 0.0
+                mel[first:end] = 0.0
     np.maximum(mel, np.float32(AMIN), out=mel)
     np.log10(mel, out=mel)
     np.multiply(mel, np.float32(10.0), out=mel)
-    return mel
 
 
 def _flux_curve(db: np.ndarray, out: np.ndarray, lead: int) -> None:
@@ -284,7 +318,7 @@ def onset_strength_batch(
     ``(n_frames,)``); ``n_frames = 1 + n // hop_length`` for an even ``n_fft``. Any length works,
     including clips shorter than one frame (one frame, value 0). Each curve is librosa's (see the
     module docstring) and depends on its clip only; the clips go through one
-    ``OnsetStrengthPlan`` (its buffers, about 1.5 MB, whatever ``B``). Raises ``ValueError`` for
+    ``OnsetStrengthPlan`` (its buffers, about 2 MB for 8-s clips, whatever ``B``). Raises ``ValueError`` for
     non-finite samples, as librosa does.
     """
     single = isinstance(y, np.ndarray) and y.ndim == 1
