@@ -2,9 +2,10 @@
 file-to-values path that scores sync metrics for many pairs of files.
 
 ``score_sync_chunk`` decodes a list of pairs (the one decoder in ``tiva_bench.core.audio``: same
-mono mix, soxr resampling and window as every other metric) and computes W-dis and DTW-dis for all
-of them with ``sync_batch`` (one batched onset-strength call, batched W-dis and DTW). Its outcomes
-are those of the per-pair scorer: a ``ClipResult`` per pair, or a skipped entry with a reason.
+mono mix, soxr resampling and window as every other metric), computes each clip's onset strength
+as soon as it is decoded (one reusable ``OnsetStrengthPlan`` per window length), and W-dis and
+DTW-dis for all pairs at once (``sync_from_odfs``: batched W-dis and DTW). Its outcomes are those
+of the per-pair scorer: a ``ClipResult`` per pair, or a skipped entry with a reason.
 It needs only numpy, scipy.fft and the decoders (no librosa, numba or torch); the scoring runner
 calls it on chunks of pairs in worker processes under the one pool supervisor
 (``tiva_bench.core.pool``).
@@ -24,7 +25,9 @@ from tiva_bench.core.results import ClipResult
 from tiva_bench.metrics.functional.common import UndefinedMetric
 from tiva_bench.metrics.functional.onsets import onset_metrics as _onset_metrics
 from tiva_bench.core.signal import crop_or_pad, resample
-from tiva_bench.metrics.functional.sync import ODF_HOP_LENGTH, ODF_N_FFT, ODF_N_MELS, ODF_SAMPLE_RATE, dtw_dis_from_odf, onset_strength, sync_batch, w_dis_from_odf
+from tiva_bench.metrics.functional.onset_strength import OnsetStrengthPlan
+from tiva_bench.metrics.functional.sync import (ODF_HOP_LENGTH, ODF_N_FFT, ODF_N_MELS, ODF_SAMPLE_RATE, dtw_dis_from_odf, onset_strength,
+                                                sync_from_odfs, w_dis_from_odf)
 
 
 class UndefinedMetricWarning(UserWarning):
@@ -157,9 +160,16 @@ def _load_pair(key: str, gen_path, ref_path, audio_cfg: Any) -> tuple[AudioClip,
     return clips[0], clips[1]
 
 
-def _sync_values(gen: list[np.ndarray], ref: list[np.ndarray], s: Any) -> dict[str, list]:
-    return sync_batch(gen, ref, s.sample_rate, s.hop_length, s.n_fft, s.n_mels, dtw=s.dtw,
-                      fastdtw_radius=s.fastdtw_radius, silent_policy=s.silent_policy, odf_impl=getattr(s, "odf_impl", "fast"))
+def _curve(y: np.ndarray, s: Any, plans: dict[int, OnsetStrengthPlan]) -> np.ndarray:
+    """The onset-strength curve of one window at ``s`` (the sync settings), through a plan per
+    window length (``plans``, filled as needed) for the default implementation."""
+    impl = getattr(s, "odf_impl", "fast")
+    if impl != "fast":
+        return onset_strength(y, s.sample_rate, s.hop_length, s.n_fft, s.n_mels, impl)
+    plan = plans.get(y.shape[-1])
+    if plan is None:
+        plan = plans[y.shape[-1]] = OnsetStrengthPlan(y.shape[-1], s.sample_rate, s.hop_length, s.n_fft, s.n_mels)
+    return plan(y)
 
 
 def score_sync_chunk(pairs: Sequence[Any], cfg: Any, names: Sequence[str] = SYNC_METRICS) -> list[ClipResult | dict]:
@@ -169,12 +179,17 @@ def score_sync_chunk(pairs: Sequence[Any], cfg: Any, names: Sequence[str] = SYNC
     ``ScoreConfig`` (its ``audio`` window and ``sync`` settings are used). A pair whose file
     cannot be decoded gives a skipped entry ``{"clip", "reason", "path"}``; otherwise a
     ``ClipResult`` with ``values`` for ``names`` (NaN with the reason in ``undefined`` where a
-    value does not exist). Windows of equal length are scored in one ``sync_batch`` call; if that
-    call fails, the pairs are scored one by one so an odd clip only affects itself.
+    value does not exist). Each clip's onset strength is computed right after it is decoded (its
+    samples are still in cache; one ``OnsetStrengthPlan`` per window length serves the chunk);
+    then the pairs whose curves have equal lengths get W-dis and DTW-dis in one ``sync_from_odfs``
+    call. A pair whose curves fail, or a group whose call fails, is scored on its own (the error
+    as the reason), so an odd clip only affects itself.
     """
     s = cfg.sync
     outcomes: list[ClipResult | dict] = []
-    by_length: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    produced: dict[int, dict] = {}
+    groups: dict[tuple[int, int], list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    plans: dict[int, OnsetStrengthPlan] = {}
     for pair in pairs:
         key, gen_path, ref_path = _pair_fields(pair)
         loaded = _load_pair(key, gen_path, ref_path, cfg.audio)
@@ -182,58 +197,58 @@ def score_sync_chunk(pairs: Sequence[Any], cfg: Any, names: Sequence[str] = SYNC
             outcomes.append(loaded)
             continue
         gen, ref = loaded
-        result = ClipResult(
+        outcomes.append(ClipResult(
             clip=key, gen=str(gen_path), ref=str(ref_path), gen_sr=gen.native_sr, ref_sr=ref.native_sr,
             gen_padded_s=round(gen.padded_s, 6), ref_padded_s=round(ref.padded_s, 6),
             gen_silent=gen.is_silent, ref_silent=ref.is_silent,
-        )
-        g, r = gen.at(s.sample_rate), ref.at(s.sample_rate)
-        if g.shape != r.shape:  # whole clips (window 0) of different lengths: score the pair alone
-            by_length.setdefault(-len(outcomes) - 1, []).append((len(outcomes), g, r))
-        else:
-            by_length.setdefault(g.shape[-1], []).append((len(outcomes), g, r))
-        outcomes.append(result)
-    for group in by_length.values():
-        for index, produced in _score_group(group, s):
-            result = outcomes[index]
-            for name in names:
-                value = produced[name]
-                if isinstance(value, UndefinedMetric):
-                    result.values[name] = math.nan
-                    result.undefined[name] = str(value)
-                else:
-                    result.values[name] = float(value)
+        ))
+        try:
+            g, r = _curve(gen.at(s.sample_rate), s, plans), _curve(ref.at(s.sample_rate), s, plans)
+        except Exception as exc:  # a bug or an odd signal must not end a long run
+            produced[len(outcomes) - 1] = _error_values(exc)
+            continue
+        groups.setdefault((g.shape[-1], r.shape[-1]), []).append((len(outcomes) - 1, g, r))
+    for group in groups.values():
+        produced.update(_score_group(group, s))
+    for index, values in produced.items():
+        result = outcomes[index]
+        for name in names:
+            value = values[name]
+            if isinstance(value, UndefinedMetric):
+                result.values[name] = math.nan
+                result.undefined[name] = str(value)
+            else:
+                result.values[name] = float(value)
     return outcomes
 
 
+def _error_values(exc: Exception) -> dict:
+    reason = UndefinedMetric(f"error in sync metrics: {type(exc).__name__}: {exc}")
+    return {name: reason for name in SYNC_METRICS}
+
+
 def _score_group(group: list[tuple[int, np.ndarray, np.ndarray]], s: Any) -> Iterator[tuple[int, dict]]:
-    """``(outcome index, {name: value})`` for every pair of one group of equal-length windows."""
-    if group[0][1].shape == group[0][2].shape:
-        try:
-            values = _sync_values([g for _, g, _ in group], [r for _, _, r in group], s)
-            for k, (index, _, _) in enumerate(group):
-                yield index, {name: values[name][k] for name in SYNC_METRICS}
-            return
-        except Exception:  # noqa: BLE001 - fall back to one pair at a time below
-            pass
+    """``(outcome index, {name: value})`` for every pair of one group of equal-length curves."""
+    try:
+        values = sync_from_odfs(np.stack([g for _, g, _ in group]), np.stack([r for _, _, r in group]), dtw=s.dtw,
+                                fastdtw_radius=s.fastdtw_radius, silent_policy=s.silent_policy)
+        for k, (index, _, _) in enumerate(group):
+            yield index, {name: values[name][k] for name in SYNC_METRICS}
+        return
+    except Exception:  # noqa: BLE001 - fall back to one pair at a time below
+        pass
     for index, g, r in group:
         try:
             values = _pair_values(g, r, s)
         except Exception as exc:  # a bug or an odd signal must not end a long run
-            reason = UndefinedMetric(f"error in sync metrics: {type(exc).__name__}: {exc}")
-            values = {name: reason for name in SYNC_METRICS}
+            values = _error_values(exc)
         yield index, values
 
 
-def _pair_values(g: np.ndarray, r: np.ndarray, s: Any) -> dict:
-    impl = getattr(s, "odf_impl", "fast")
-    g_odf = onset_strength(g, s.sample_rate, s.hop_length, s.n_fft, s.n_mels, impl)
-    r_odf = onset_strength(r, s.sample_rate, s.hop_length, s.n_fft, s.n_mels, impl)
+def _pair_values(g_odf: np.ndarray, r_odf: np.ndarray, s: Any) -> dict:
     out: dict = {"dtw_dis": dtw_dis_from_odf(g_odf, r_odf, s.dtw, s.fastdtw_radius)}
     try:
         out["w_dis"] = w_dis_from_odf(g_odf, r_odf, s.silent_policy)
     except UndefinedMetric as exc:
         out["w_dis"] = exc
     return out
-
-

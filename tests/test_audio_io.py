@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tiva_bench.core import audio
 from tiva_bench.core.audio import AudioClip, crop_or_pad, decode_audio, resample
 from tiva_bench.core.errors import InputError
 from tiva_bench.core.media_write import write_audio, write_video
@@ -99,3 +100,44 @@ def test_video_without_audio_and_missing_and_too_short(tmp_path):
     sf.write(tmp_path / "short.wav", np.ones(100, np.float32) * 0.1, SR)
     with pytest.raises(InputError, match="too short"):
         AudioClip.load(tmp_path / "short.wav", min_duration_s=0.5)
+
+
+def _riff_with_chunk_before_data(pcm16_wav: bytes) -> bytes:
+    """The same file with an odd-sized ``LIST`` chunk (and its pad byte) between ``fmt `` and ``data``."""
+    pos = pcm16_wav.index(b"data")
+    extra = b"LIST" + (5).to_bytes(4, "little") + b"INFOx" + b"\x00"
+    out = bytearray(pcm16_wav[:pos] + extra + pcm16_wav[pos:])
+    out[4:8] = (len(out) - 8).to_bytes(4, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("channels,frames", [(1, 128000), (2, 44101), (3, 7), (1, 1), (2, 16001)])
+def test_pcm16_wav_reads_exactly_as_libsndfile(tmp_path, monkeypatch, channels, frames):
+    """Plain 16-bit WAVs are read without libsndfile: the same samples, the same mono mix."""
+    rng = np.random.default_rng(channels * 1000 + frames)
+    ints = rng.integers(-32768, 32768, size=(frames, channels)).astype(np.int16)
+    ints[0] = -32768  # the extremes
+    ints[-1] = 32767
+    path = tmp_path / "x.wav"
+    sf.write(path, ints, 22050, subtype="PCM_16")
+    (tmp_path / "list.wav").write_bytes(_riff_with_chunk_before_data(path.read_bytes()))
+    ref = sf.read(path, dtype="float32", always_2d=True)[0]  # (frames, channels)
+    expected = ref.T.mean(axis=0, dtype=np.float32) if channels > 1 else ref[:, 0]
+    assert np.array_equal(ref[:, 0], ints[:, 0] / np.float32(32768))  # what libsndfile gives
+
+    def no_libsndfile(*args):
+        raise AssertionError("a plain 16-bit WAV went through libsndfile")
+
+    monkeypatch.setattr(audio, "_decode_soundfile", no_libsndfile)
+    for name in ("x.wav", "list.wav"):
+        out, sr = decode_audio(tmp_path / name)
+        assert sr == 22050 and out.dtype == np.float32 and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_pcm16_wav_cut_inside_a_frame_is_damaged(tmp_path):
+    path = tmp_path / "x.wav"
+    sf.write(path, np.zeros((1000, 2), np.int16), SR, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:-1])  # half a sample missing
+    with pytest.raises(InputError, match="damaged"):
+        decode_audio(path)

@@ -96,3 +96,53 @@ def test_workers_die_with_a_killed_parent(tmp_path):
 def _slow(value):
     time.sleep(0.5)
     return value
+
+
+def _blas_threads(_):
+    """Workers run this: the thread count of every BLAS library loaded in the process."""
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the forked start method needs os.fork")
+def test_forked_workers_run_one_blas_thread():
+    """A parent whose OpenBLAS already runs two threads forks workers: they get one each (the
+    environment variables alone do not reach a pool initialised before the fork)."""
+    import multiprocessing as mp
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, "blas"):
+        parent = _blas_threads(None)
+        assert parent and all(n == 2 for n in parent), "the parent's BLAS runs two threads"
+        out = dict(supervised_map(_blas_threads, range(4), workers=2, ctx=mp.get_context("fork")))
+    assert len(out) == 4
+    assert all(counts and all(n == 1 for n in counts) for counts in out.values()), out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator and /proc")
+def test_retained_memory_is_reused_without_page_faults():
+    """A worker's pattern: sixteen 1-MB buffers held, then all freed, again and again. By default
+    glibc hands the freed heap back to the system and every round touches fresh pages (a page
+    fault per 4 KB); with the memory retained, none."""
+    code = textwrap.dedent("""
+        import resource, sys
+        import numpy as np
+        from tiva_bench.core.pool import retain_freed_memory
+        if sys.argv[1] == "retain":
+            assert retain_freed_memory()
+        def round_of_buffers():
+            held = [np.ones(1 << 17) for _ in range(16)]  # 16 x 1 MB, touched
+            del held
+        round_of_buffers()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(5):
+            round_of_buffers()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    faults = {mode: int(subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, env=env, check=True).stdout)
+              for mode in ("default", "retain")}
+    assert faults["default"] >= 5 * 1000, faults  # 4,096 pages a round
+    assert faults["retain"] < 100, faults

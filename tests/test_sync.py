@@ -314,3 +314,16 @@ def test_sync_scoring_imports_no_librosa_numba_or_torch(sync_pairs, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_sync_chunks_cover_the_pairs_in_order_big_first_small_last():
+    from tiva_bench.runner import SYNC_CHUNK, SYNC_CHUNK_MIN, sync_chunks
+
+    for n, workers in ((0, 2), (3, 1), (20, 2), (1000, 2), (1001, 8)):
+        chunks = sync_chunks(list(range(n)), workers)
+        assert [x for c in chunks for x in c] == list(range(n))
+        sizes = [len(c) for c in chunks]
+        assert all(1 <= k <= SYNC_CHUNK for k in sizes) and sizes == sorted(sizes, reverse=True)
+        assert all(k >= SYNC_CHUNK_MIN for k in sizes[:-1])
+    sizes = [len(c) for c in sync_chunks(list(range(1000)), 2)]
+    assert sizes[0] == SYNC_CHUNK and sizes[-1] == SYNC_CHUNK_MIN and len(sizes) < 1000 / 16

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -60,7 +61,20 @@ def video_for(pair: Pair, videos_dir: str) -> Path | None:
     return next((c for c in candidates if c.exists()), None)
 
 
-SYNC_CHUNK = 16  # pairs per task on the batched sync-only path
+SYNC_CHUNK = 32  # most pairs per task on the batched sync-only path (per-chunk costs: batched DTW, messages)
+SYNC_CHUNK_MIN = 4
+
+
+def sync_chunks(pairs: list, workers: int) -> list[list]:
+    """``pairs`` cut into consecutive chunks, in order: ``SYNC_CHUNK`` pairs while many remain, then
+    smaller (an eighth of what remains per worker, at least ``SYNC_CHUNK_MIN``), so the workers
+    finish together instead of one waiting for the other's last big chunk."""
+    chunks, start = [], 0
+    while start < len(pairs):
+        size = max(SYNC_CHUNK_MIN, min(SYNC_CHUNK, -(-(len(pairs) - start) // (4 * max(1, workers)))))
+        chunks.append(pairs[start:start + size])
+        start += size
+    return chunks
 
 
 def iter_clip_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec], on_notice: Callable[[str], None] | None = None):
@@ -86,7 +100,7 @@ def iter_clip_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSp
 
 def _iter_sync_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricSpec], on_notice):
     names = [s.name for s in specs]
-    chunks = [pairs[i:i + SYNC_CHUNK] for i in range(0, len(pairs), SYNC_CHUNK)]
+    chunks = sync_chunks(pairs, n_workers(cfg.workers, len(pairs)))
     workers = n_workers(cfg.workers, len(chunks), on_notice)
     index = 0
     for chunk_index, outcome in supervised_map(score_sync_chunk_in_worker, chunks, workers=workers, initializer=init_sync_worker,
@@ -119,12 +133,19 @@ def add_clip_intervals(set_values: dict[str, SetValue], clips: list[ClipResult],
     st = cfg.stats
     if st.resamples <= 0:
         return
-    for name, sv in set_values.items():
+    todo = {}
+    for name in set_values:
         values = np.array([c.values.get(name, np.nan) for c in clips], dtype=np.float64)
         values = values[np.isfinite(values)]
-        if values.size == 0:
-            continue
-        sv.ci_low, sv.ci_high = (float(x) for x in bootstrap_mean_interval(values, st.resamples, st.confidence, st.seed))
+        if values.size:
+            todo[name] = values
+    # one thread per metric: numpy draws, gathers and averages without the GIL, so the metrics'
+    # intervals run on separate cores (each is exactly what it is alone: its own generator)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(todo), usable_cpus()))) as threads:
+        limits = dict(zip(todo, threads.map(lambda v: bootstrap_mean_interval(v, st.resamples, st.confidence, st.seed), todo.values())))
+    for name, (low, high) in limits.items():
+        sv = set_values[name]
+        sv.ci_low, sv.ci_high = float(low), float(high)
         sv.ci = {"method": "percentile bootstrap over clips", "confidence": st.confidence, "n_resamples": st.resamples, "seed": st.seed}
 
 
@@ -271,6 +292,8 @@ def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | N
     warnings.extend(pairing.warnings)
     clips: list[ClipResult] = []
     sources = ClipSources()
+    needs_labels = any("labels" in s.inputs for s in set_specs)  # a sidecar read per clip otherwise
+    needs_video = any(VIDEO in s.inputs for s in set_specs)
     outcomes, n_scored_here = _clip_outcomes(pairing.pairs, work_cfg, specs, group, progress, on_notice)
     for index, outcome in outcomes:
         pair = pairing.pairs[index]
@@ -282,8 +305,8 @@ def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | N
             clips.append(outcome.result)
             sources.gen.append(outcome.gen_digest)
             sources.ref.append(outcome.ref_digest)
-            sources.labels.append(read_class_label(pair.ref))
-            video = video_for(pair, cfg.videos) if any(VIDEO in s.inputs for s in set_specs) else None
+            sources.labels.append(read_class_label(pair.ref) if needs_labels else None)
+            video = video_for(pair, cfg.videos) if needs_video else None
             sources.video.append(file_digest(video) if video is not None else None)
             if video is not None:
                 sources.video_paths[sources.video[-1]] = video

@@ -214,17 +214,21 @@ def dtw_cost_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     cells = np.lib.stride_tricks.as_strided(skewed[1:, 2:], shape=(n, m, rows), strides=(s0 + s1, s1, s2))
     np.subtract(a.T[:, None, :], b.T[None, :, :], out=cells)
     np.abs(cells, out=cells)
-    prev2 = np.full((n + 1, rows), np.inf)  # anti-diagonal d - 2, indexed by i
-    prev2[0] = 0.0  # D[0, 0]
-    prev1 = np.full((n + 1, rows), np.inf)  # anti-diagonal d - 1
+    # three arrays hold anti-diagonals d - 2, d - 1, d in turn, indexed by i; row 0 is D[0, d]
+    # (inf for d > 0); no allocation per step
+    ring = [np.full((n + 1, rows), np.inf) for _ in range(3)]
+    ring[0][0] = 0.0  # D[0, 0]
+    uppers = [r[:-1] for r in ring]  # D[i-1, .] at row i
+    lefts = [r[1:] for r in ring]  # D[i, .] at row i
     for d in range(2, diagonals):
-        cur = np.empty((n + 1, rows))
-        cur[0] = np.inf
-        best = cur[1:]
-        np.minimum(prev2[:-1], prev1[:-1], out=best)  # D[i-1, j-1], D[i-1, j]
-        np.minimum(best, prev1[1:], out=best)  # D[i, j-1]
+        k2, k1, k = (d - 2) % 3, (d - 1) % 3, d % 3
+        if d == 3:
+            ring[0][0] = np.inf  # the ring's first array now holds anti-diagonal 3
+        best = lefts[k]
+        np.minimum(uppers[k2], uppers[k1], out=best)  # D[i-1, j-1], D[i-1, j]
+        np.minimum(best, lefts[k1], out=best)  # D[i, j-1]
         np.add(skewed[1:, d], best, out=best)
-        prev2, prev1 = prev1, cur
+    prev1 = ring[(diagonals - 1) % 3]
     return prev1[n].copy()
 
 
@@ -258,7 +262,24 @@ def sync_batch(
     if rows == 0:
         return {"w_dis": [], "dtw_dis": []}
     odfs = onset_strengths(gen + ref, sr, hop_length, n_fft, n_mels, odf_impl)
-    g, r = odfs[:rows], odfs[rows:]
+    return sync_from_odfs(odfs[:rows], odfs[rows:], dtw=dtw, fastdtw_radius=fastdtw_radius, silent_policy=silent_policy)
+
+
+def sync_from_odfs(g: np.ndarray, r: np.ndarray, *, dtw: str = "exact", fastdtw_radius: int = 1, silent_policy: str = "nan") -> dict[str, list]:
+    """W-dis and DTW-dis of ``B`` pairs of onset-strength curves, ``(B, n)`` and ``(B, m)``.
+
+    Returns ``{"w_dis": [...], "dtw_dis": [...]}`` as ``sync_batch`` does (W-dis on a silent side
+    under ``silent_policy="nan"``: an ``UndefinedMetric`` with the reason); each value equals
+    ``w_dis_from_odf`` / ``dtw_dis_from_odf`` on the pair's curves.
+    """
+    if silent_policy not in ("nan", "uniform"):
+        raise ValueError(f"silent_policy must be 'nan' or 'uniform', got {silent_policy!r}")
+    g, r = np.asarray(g), np.asarray(r)
+    if g.ndim != 2 or r.ndim != 2 or g.shape[0] != r.shape[0]:
+        raise ValueError(f"expected curves of shape (B, n) and (B, m), got {g.shape} and {r.shape}")
+    rows = g.shape[0]
+    if rows == 0:
+        return {"w_dis": [], "dtw_dis": []}
     if dtw == "exact":
         dtw_values = list(dtw_cost_batch(g, r) / r.shape[1])
     else:

@@ -17,6 +17,7 @@ stream that stops decoding part-way raise ``InputError`` rather than being read 
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass, field
@@ -135,8 +136,77 @@ def is_media_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in MEDIA_EXTENSIONS
 
 
+_MISSING_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # what Path.exists() reads as "no file"
 _WAV_PCM_TAGS = (1, 3, 6, 7, 0xFFFE)  # PCM, IEEE float, A-law, mu-law, extensible: bytes = frames x block
 _WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # placeholders of writers that stream and never seek back
+
+
+@dataclass(frozen=True)
+class WavLayout:
+    """What a RIFF/RIFX/RF64 WAV header says, up to the start of its data chunk.
+
+    ``order``: ``"<"`` (RIFF, RF64) or ``">"`` (RIFX); ``tag``: the ``fmt `` format tag (``None``
+    without a ``fmt `` chunk); ``data_offset``: where the sample bytes start; ``data_size``: the
+    data chunk's size field as written (RF64: the ``ds64`` size where the field is 0xFFFFFFFF);
+    ``fact_frames``: the ``fact`` chunk's frame count, if any.
+    """
+
+    riff: bytes
+    order: str
+    tag: int | None
+    channels: int
+    rate: int
+    block: int
+    bits: int
+    data_offset: int
+    data_size: int
+    fact_frames: int | None
+
+
+def _wav_layout(fh) -> WavLayout | None:
+    """Read the header of an open WAV file (binary, at its start): its layout, or ``None`` when it
+    is not a RIFF/RIFX/RF64 WAVE file or has no data chunk. Leaves ``fh`` anywhere."""
+    head = fh.read(12)
+    if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX", b"RF64"):
+        return None
+    order = ">" if head[:4] == b"RIFX" else "<"
+    rate = block = tag = channels = bits = 0
+    tag = None
+    ds64_data = fact_frames = None
+    while True:
+        header = fh.read(8)
+        if len(header) < 8:
+            return None
+        chunk, size = header[:4], struct.unpack(order + "I", header[4:])[0]
+        if chunk == b"data":
+            if head[:4] == b"RF64" and size == 0xFFFFFFFF and ds64_data:
+                size = ds64_data
+            return WavLayout(head[:4], order, tag, channels, rate, block, bits, fh.tell(), size, fact_frames)
+        body = fh.read(min(size, 64)) if chunk in (b"fmt ", b"ds64", b"fact") else b""
+        if chunk == b"fmt " and len(body) >= 16:
+            tag, channels, rate, _, block, bits = struct.unpack(order + "HHIIHH", body[:16])
+        elif chunk == b"fmt " and len(body) >= 14:
+            tag, channels, rate, _, block = struct.unpack(order + "HHIIH", body[:14])
+        elif chunk == b"ds64" and len(body) >= 16:
+            ds64_data = struct.unpack(order + "Q", body[8:16])[0]
+        elif chunk == b"fact" and len(body) >= 4:
+            fact_frames = struct.unpack(order + "I", body[:4])[0]
+        fh.seek(size + (size & 1) - len(body), os.SEEK_CUR)
+
+
+def _promised_by_layout(layout: WavLayout | None) -> PromisedLength | None:
+    """The length a WAV header promises (see ``wav_promised_length``)."""
+    if layout is None or not layout.rate or not layout.block:
+        return None
+    if layout.tag in _WAV_PCM_TAGS:
+        if layout.data_size in _WAV_UNKNOWN_SIZES:
+            return None
+        frames = layout.data_size // layout.block
+    elif layout.fact_frames:
+        frames = layout.fact_frames
+    else:
+        return None
+    return PromisedLength(frames / layout.rate, 0.5 / layout.rate, "the WAV header")
 
 
 def wav_promised_length(path: Path) -> PromisedLength | None:
@@ -147,41 +217,26 @@ def wav_promised_length(path: Path) -> PromisedLength | None:
     FFmpeg cannot be asked: for plain PCM it reports the length of the data the file holds.
     """
     with open(path, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX", b"RF64"):
-            return None
-        order = ">" if head[:4] == b"RIFX" else "<"
-        rate = block = tag = None
-        ds64_data = fact_frames = data_size = None
-        while True:
-            header = fh.read(8)
-            if len(header) < 8:
-                break
-            chunk, size = header[:4], struct.unpack(order + "I", header[4:])[0]
-            if chunk == b"data":
-                data_size = size
-                break
-            body = fh.read(min(size, 64)) if chunk in (b"fmt ", b"ds64", b"fact") else b""
-            if chunk == b"fmt " and len(body) >= 14:
-                tag, _, rate, _, block = struct.unpack(order + "HHIIH", body[:14])
-            elif chunk == b"ds64" and len(body) >= 16:
-                ds64_data = struct.unpack(order + "Q", body[8:16])[0]
-            elif chunk == b"fact" and len(body) >= 4:
-                fact_frames = struct.unpack(order + "I", body[:4])[0]
-            fh.seek(size + (size & 1) - len(body), os.SEEK_CUR)
-    if data_size is None or not rate or not block:
+        return _promised_by_layout(_wav_layout(fh))
+
+
+def _read_pcm16_wav(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, int] | None:
+    """Samples of a plain 16-bit PCM RIFF WAV whose data chunk is whole, as ``(channels, n)``
+    float32 ``x / 32768`` (libsndfile's values exactly, in its ``(n, channels)`` memory order), or
+    ``None`` for anything else (other encodings, RIFX/RF64, streaming placeholders, a data chunk
+    cut short): those go through libsndfile, which reads them and reports damage."""
+    plain = (layout.riff == b"RIFF" and layout.tag == 1 and layout.bits == 16 and layout.channels > 0
+             and layout.block == 2 * layout.channels and layout.rate > 0)
+    if not plain or layout.data_size in _WAV_UNKNOWN_SIZES or layout.data_offset + layout.data_size > file_size:
         return None
-    if head[:4] == b"RF64" and data_size == 0xFFFFFFFF and ds64_data:
-        data_size = ds64_data
-    if tag in _WAV_PCM_TAGS:
-        if data_size in _WAV_UNKNOWN_SIZES:
-            return None
-        frames = data_size // block
-    elif fact_frames:
-        frames = fact_frames
-    else:
+    frames = layout.data_size // layout.block
+    fh.seek(layout.data_offset)
+    raw = fh.read(frames * layout.block)
+    if len(raw) != frames * layout.block:
         return None
-    return PromisedLength(frames / rate, 0.5 / rate, "the WAV header")
+    data = np.frombuffer(raw, dtype="<i2").reshape(frames, layout.channels).astype(np.float32)
+    data *= np.float32(1.0 / 32768.0)  # exact: a 16-bit integer times 2**-15
+    return data.T, int(layout.rate)
 
 
 def _promised_by_ffmpeg(path: Path) -> PromisedLength | None:
@@ -267,14 +322,26 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
     Returns ``(samples, sample_rate)`` with ``samples`` of shape ``(n,)``. Raises ``InputError``
     (with the file's name and a fix) for unreadable, empty or non-finite audio.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file does not exist")
-    if path.stat().st_size == 0:
+    path = path if isinstance(path, Path) else Path(path)
+    try:
+        size = os.stat(path).st_size  # one system call for both checks
+    except OSError as exc:
+        if exc.errno not in _MISSING_ERRNOS:  # as Path.exists(): other errors propagate
+            raise
+        raise InputError(path, "file does not exist") from None
+    if size == 0:
         raise InputError(path, "empty file (0 bytes)", "regenerate or remove it")
     suffix = path.suffix.lower()
-    promised = wav_promised_length(path) if suffix == ".wav" else None
-    if suffix in _SOUNDFILE_EXTENSIONS:
+    promised, decoded = None, None
+    if suffix == ".wav":
+        with open(path, "rb") as fh:
+            layout = _wav_layout(fh)
+            promised = _promised_by_layout(layout)
+            if layout is not None:
+                decoded = _read_pcm16_wav(fh, layout, os.fstat(fh.fileno()).st_size)
+    if decoded is not None:  # plain 16-bit PCM, whole: read directly (5x faster than libsndfile)
+        data, sr = decoded
+    elif suffix in _SOUNDFILE_EXTENSIONS:
         try:
             data, sr = _decode_soundfile(path, promised)
         except InputError:
@@ -286,7 +353,7 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if data.shape[-1] == 0:
         raise InputError(path, "audio has 0 samples", "regenerate or remove it")
     mono = data.mean(axis=0, dtype=np.float32) if data.shape[0] > 1 else data[0]
-    if not np.all(np.isfinite(mono)):
+    if decoded is None and not np.all(np.isfinite(mono)):  # scaled 16-bit integers are finite
         bad = int(np.count_nonzero(~np.isfinite(mono)))
         raise InputError(path, f"audio holds {bad} NaN/Inf samples", "fix the generator's output (e.g. clip or nan_to_num) and re-write the file")
     return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
@@ -317,7 +384,7 @@ class AudioClip:
                 f"too short: {duration:.3f} s < min_duration_s {min_duration_s:g} s",
                 "regenerate a longer clip or lower --set audio.min_duration_s",
             )
-        return cls(Path(path), samples, sr, window_s)
+        return cls(path if isinstance(path, Path) else Path(path), samples, sr, window_s)
 
     @property
     def duration_s(self) -> float:
@@ -333,7 +400,7 @@ class AudioClip:
     def is_silent(self) -> bool:
         """True when the scored window is digital silence (peak <= 1e-8)."""
         window, _ = crop_or_pad(self.native, self.native_sr, self.window_s)
-        return window.size == 0 or float(np.max(np.abs(window))) <= SILENCE_PEAK
+        return window.size == 0 or max(float(window.max()), -float(window.min())) <= SILENCE_PEAK
 
     def at(self, sr: int) -> np.ndarray:
         """Mono float32 window at ``sr`` Hz: resample the whole decode, then take the window."""
