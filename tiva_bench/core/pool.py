@@ -35,6 +35,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator
@@ -136,9 +137,29 @@ def retain_freed_memory(limit_bytes: int = 64 << 20) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, int(limit_bytes)) and mallopt(_M_TRIM_THRESHOLD, int(4 * limit_bytes)))
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _stop_signals_held():
+    """Hold Ctrl-C and SIGTERM while a worker is started: a signal whose handler raises while
+    ``fork`` runs its at-fork hooks is swallowed there ("Exception ignored"), and the run would
+    carry on as if it had never come. Held, it is delivered on leaving, in ordinary code."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _worker_main(conn, fn, initializer, initargs, parent_pid: int, single_thread: bool) -> None:  # pragma: no cover - runs in children
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # a forked worker inherits the mask its parent held while starting it
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     try:
         if single_thread:
@@ -177,7 +198,8 @@ class _Worker:
     def __init__(self, ctx, fn, initializer, initargs, single_thread: bool):
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_worker_main, args=(child_conn, fn, initializer, initargs, os.getpid(), single_thread), daemon=True)
-        self.process.start()
+        with _stop_signals_held():
+            self.process.start()
         child_conn.close()
         self.task: tuple[int, Any] | None = None
         self.ready = False
