@@ -1,8 +1,18 @@
-"""Process-table helpers for tests that kill processes (Linux /proc)."""
+"""Process helpers for tests: the command line in a subprocess, and the process table (Linux /proc)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+
+def run_cli(*args, check_rc=None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m tiva_bench ARGS`` with output captured; asserts the exit code when ``check_rc`` is given."""
+    proc = subprocess.run([sys.executable, "-m", "tiva_bench", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check_rc is not None:
+        assert proc.returncode == check_rc, proc.stdout + proc.stderr
+    return proc
 
 
 def children(pid: int) -> set[int]:

@@ -5,20 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 
 from tiva_bench.config import ScoreConfig
 from tiva_bench.runner import score_folders
-
-
-def run_cli(*args, check_rc=None):
-    proc = subprocess.run([sys.executable, "-m", "tiva_bench", *map(str, args)], capture_output=True, text=True, timeout=300)
-    if check_rc is not None:
-        assert proc.returncode == check_rc, proc.stdout + proc.stderr
-    return proc
+from tests.procs import run_cli
 
 
 def test_metrics_cli_scores_good_clips_and_lists_every_bad_one(media_pair_dirs, tmp_path):

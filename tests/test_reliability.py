@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import clicks
+from tests.procs import children
 from tiva_bench.cli import main
 from tiva_bench.config import ScoreConfig, load_config
 from tiva_bench.core.cache import FeatureCache
@@ -179,25 +180,12 @@ def test_a_second_run_on_the_same_out_is_refused(tmp_path):
     assert main(["metrics", str(gen), str(ref), "--out", str(out), "-q"]) == 0, "the lock dies with its holder"
 
 
-def _children(pid: int) -> list[int]:
-    """Process ids whose parent is ``pid`` (Linux /proc)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
-
-
 def test_sigterm_stops_a_run_with_one_line(tmp_path):
     gen, ref = _pairs(tmp_path, n=40, seconds=8.0)
     proc = subprocess.Popen([sys.executable, "-m", "tiva_bench", "metrics", str(gen), str(ref), "--workers", "2", "--out", str(tmp_path / "o"), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 120
-    while not _children(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+    while not children(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # signal once the worker processes are scoring, however fast the machine
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)

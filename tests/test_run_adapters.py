@@ -4,8 +4,6 @@ conventions checked against an independent sync computation, spec validation, Ta
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import librosa
 import numpy as np
@@ -18,6 +16,7 @@ from tiva_bench import synthetic
 from tiva_bench.config import ScoreConfig
 from tiva_bench.core.errors import ConfigError, UnknownNameError
 from tiva_bench.run import run_models
+from tests.procs import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +143,6 @@ def test_every_spec_is_validated_before_anything_is_written(test_split, tmp_path
         with pytest.raises(ConfigError, match=match):
             run_models(models, tmp_path / "out", data, log=lambda m: None)
         assert not (tmp_path / "out").exists()
-
-
-def run_cli(*args, check_rc=None):
-    proc = subprocess.run([sys.executable, "-m", "tiva_bench", *map(str, args)], capture_output=True, text=True, timeout=600)
-    if check_rc is not None:
-        assert proc.returncode == check_rc, proc.stdout + proc.stderr
-    return proc
 
 
 def test_run_cli_takes_config_set_device_and_pairing_options(test_split, tmp_path):
