@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from tiva_bench.core.errors import TivaBenchError
-from tiva_bench.core.files import atomic_write_text
+from tiva_bench.core.files import atomic_write_bytes, atomic_write_text
 from tiva_bench.models.tiva.config import TiVAConfig
 from tiva_bench.models.tiva.generator import build_generator
 from tiva_bench.models.tiva.layout import LayoutLift, extract_layout, layout_to_latent_map
@@ -102,7 +102,7 @@ class TiVAModel(nn.Module):
         loaded back into float32). ``extra``: a JSON-able training record. ``parts``: store only
         these parts (a subset of ``PARTS``; parts the model lacks are ignored); the file records
         which, and loading it marks the others untrained."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save as safetensors_bytes
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,22 +118,18 @@ class TiVAModel(nn.Module):
             meta["parts"] = json.dumps(list(parts))
         if extra:
             meta["extra"] = json.dumps(extra)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file(self._state(half, parts), str(tmp), metadata=meta)
-        tmp.replace(path)
+        atomic_write_bytes(path, safetensors_bytes(self._state(half, parts), metadata=meta))  # unique temporary file, the user's umask
         return path
 
     def save_pretrained(self, save_directory: str | Path, half: bool = False, extra: dict | None = None) -> Path:
         """A diffusers-style folder: ``config.json`` + ``diffusion_pytorch_model.safetensors``."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save as safetensors_bytes
 
         folder = Path(save_directory)
         if folder.exists() and not folder.is_dir():
             raise TivaBenchError(f"{folder} is a file, not a folder", "pass a folder to save_pretrained (or use save for one file)")
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{WEIGHTS_NAME}.tmp"
-        save_file(self._state(half), str(tmp), metadata={"format": CHECKPOINT_FORMAT})
-        tmp.replace(folder / WEIGHTS_NAME)
+        atomic_write_bytes(folder / WEIGHTS_NAME, safetensors_bytes(self._state(half), metadata={"format": CHECKPOINT_FORMAT}))
         config = {"_class_name": type(self).__name__, "_format": CHECKPOINT_FORMAT, **self.cfg.to_dict()}
         if extra:
             config["_extra"] = extra
