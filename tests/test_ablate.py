@@ -315,6 +315,19 @@ def test_wo_joint_equals_t_and_g_trained_separately(ablation_run):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_second_ablate_on_the_same_out_is_refused(tmp_path):
+    from tiva_bench.core.files import OutputLock
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with OutputLock(out):  # another run holds OUT
+        proc = subprocess.run([sys.executable, "-m", "tiva_bench", "ablate", "table5", "--pretrained", "--out", str(out)],
+                              capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert "being written by another tiva-bench run" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == []
+
+
 def test_cli_unknown_key_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: generate\ncolumns: [w_dis]\nrows:\n  - label: A\n    config: {layout_kindd: mel}\n")
@@ -322,6 +335,7 @@ def test_cli_unknown_key_exits_2_with_one_line(tmp_path):
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "layout_kindd" in proc.stderr and "did you mean 'layout_kind'" in proc.stderr
+    assert not (tmp_path / "o").exists()  # refused before --out was touched
 
 
 # ---------------------------------------------------------------- shipped and composed checkpoints

@@ -672,7 +672,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     launch = launch_from_env()  # under torchrun: every rank trains its share, rank 0 alone generates, scores and writes
     quiet = args.quiet or not launch.is_main
     log = (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr))
-    with RankGroup(launch, args.device, timeout_from_env()) as group:
+    ablate.load_suite(args.suite, args.preset)  # a bad suite fails before --out is touched
+    with prepare_out(args.out if launch.is_main else None), RankGroup(launch, args.device, timeout_from_env()) as group:
         written = ablate.run_suites(args.suite, opts, log, group=group)
     if not launch.is_main:
         return EXIT_OK
