@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-WORK=${1:-$(mktemp -d)}
+if [ $# -ge 1 ]; then WORK=$1; else WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT; fi  # a folder of its own is removed at the end
 PY=${PYTHON:-python3}
 mkdir -p "$WORK"
 rm -rf "$WORK/dist" "$WORK/venv" "$WORK/project"
