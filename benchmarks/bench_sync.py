@@ -20,6 +20,7 @@ more than the one-process peer).
     python benchmarks/bench_sync.py            # 1,000 clips (default)
     python benchmarks/bench_sync.py --n 200    # quicker
     python benchmarks/bench_sync.py --runner   # also time score_folders itself
+    TIVA_BENCH_FFT=numpy python benchmarks/bench_sync.py   # numpy's FFT instead of MKL's
 """
 
 from __future__ import annotations
@@ -241,8 +242,10 @@ def main() -> None:
         n_dtw = min(args.n, 300)
         t_exact, t_fast = dtw_step(folder, n_dtw)
         mem_small, mem_big = peak_memory_mb(small, args.workers), peak_memory_mb(folder, args.workers)
+    from tiva_bench.metrics.functional.onset_strength import fft_backend
+
     numbers = {
-        "n_clips": args.n, "cpu_count": os.cpu_count(),
+        "n_clips": args.n, "cpu_count": os.cpu_count(), "fft_library": fft_backend(),
         "load_average_1_5_15_min_before": [round(x, 2) for x in load_before], "load_average_1_5_15_min_after": [round(x, 2) for x in load_after],
         "ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3), "pipeline_speedup": round(t_peer / t_ours, 2),
         "cpu_ms_per_pair_ours": round(cpu_ours, 2), "cpu_ms_per_pair_peer": round(cpu_peer, 2), "cpu_ratio": round(cpu_peer / cpu_ours, 2),
@@ -256,7 +259,7 @@ def main() -> None:
     if t_runner is not None:
         numbers["runner_score_folders_s"] = round(t_runner, 3)
     print(json.dumps(numbers, indent=2))
-    print(f"pipeline: {numbers['pipeline_speedup']}x the peer loop (CPU per pair: {numbers['cpu_ratio']}x); DTW step: {numbers['dtw_speedup_vs_fastdtw']}x fastdtw; "
+    print(f"pipeline: {numbers['pipeline_speedup']}x the peer loop ({numbers['fft_library']} FFT; CPU per pair: {numbers['cpu_ratio']}x); DTW step: {numbers['dtw_speedup_vs_fastdtw']}x fastdtw; "
           f"peak memory {mem_small:.0f} MB ({max(1, args.n // 5)} clips) / {mem_big:.0f} MB ({args.n} clips)")
     if args.json:
         Path(args.json).write_text(json.dumps(numbers, indent=2))

@@ -191,6 +191,7 @@ def register_quality_metrics(backbone: str, extractor: str, label: str, kinds: t
 
 
 register_quality_metrics("synth", "synth_classifier", "syn.")
+register_quality_metrics("synth2", "synth_classifier_v2", "syn2.")  # synthetic benchmark v2 (7 classes)
 register_quality_metrics("melception", "melception", "mel.")
 register_quality_metrics("vggish", "vggish", "vgg.", kinds=("fad",))
 register_quality_metrics("passt", "passt", "pas.")
@@ -199,10 +200,27 @@ METRICS.register("imagebind_score", MetricSpec(
     "imagebind_score", "IB-score", True, "set", "generated audio + the videos (--videos DIR, or videos as references) + imagebind_huge",
     "imagebind", "mean cosine similarity of ImageBind embeddings of each video and its generated audio (tables: x100)",
     "imagebind", table_scale=100.0, inputs=SET_KINDS["imagebind"][1], compute=SET_KINDS["imagebind"][0]))
-METRICS.register("class_acc", MetricSpec(
-    "class_acc", "Class Acc", True, "set", "audio + synth_classifier; labels from <ref>.json or reference audio",
-    "class_agreement", "share of clips whose generated audio is classified as the video's class (synthetic benchmark)",
-    "synth_classifier", inputs=SET_KINDS["class_agreement"][1], compute=SET_KINDS["class_agreement"][0]))
+for _name, _display, _extractor, _bench in (("class_acc", "Class Acc", "synth_classifier", "synthetic benchmark v1"),
+                                            ("class_acc2", "Class Acc2", "synth_classifier_v2", "synthetic benchmark v2")):
+    METRICS.register(_name, MetricSpec(
+        _name, _display, True, "set", f"audio + {_extractor}; labels from <ref>.json or reference audio",
+        "class_agreement", f"share of clips whose generated audio is classified as the video's class ({_bench})",
+        _extractor, inputs=SET_KINDS["class_agreement"][1], compute=SET_KINDS["class_agreement"][0]))
+
+
+# The metrics over the synthetic classifier, per synthetic benchmark version: v2 has its own
+# classifier (7 classes), so its columns are these metrics' ``2`` twins.
+SYNTHETIC_V2_METRICS = {"fad_synth": "fad_synth2", "kl_synth": "kl_synth2", "is_synth": "is_synth2", "class_acc": "class_acc2"}
+
+
+def synthetic_metrics_for(names: list[str], version: int) -> list[str]:
+    """``names`` with the synthetic-classifier metrics swapped for those of benchmark ``version``
+    (1: unchanged; 2: ``fad_synth`` -> ``fad_synth2`` ...); every other metric unchanged."""
+    if version == 1:
+        return list(names)
+    if version == 2:
+        return [SYNTHETIC_V2_METRICS.get(n, n) for n in names]
+    raise ValueError(f"synthetic benchmark version must be 1 or 2, got {version!r}")
 
 
 def resolve_metrics(names: list[str]) -> list[MetricSpec]:

@@ -23,7 +23,7 @@ tops = {n.split("/")[0] for n in names}
 generic = sorted(t for t in tops if not (t == "tiva_bench" or t.startswith("tiva_bench-")))
 assert not generic, f"generic top-level entries in the wheel: {generic}"
 need = ["tiva_bench/models/tiva/assets/tiva-tiny.safetensors", "tiva_bench/models/tiva/assets/tiva-tiny-nolayout.safetensors",
-        "tiva_bench/metrics/extractors/assets/synth_classifier.safetensors", "tiva_bench/configs/default.yaml",
+        "tiva_bench/metrics/extractors/assets/synth_classifier.safetensors", "tiva_bench/metrics/extractors/assets/synth_classifier_v2.safetensors", "tiva_bench/configs/default.yaml",
         "tiva_bench/configs/suites/table5.yaml", "tiva_bench/models/tiva/assets/ablate-table3-g-mel.safetensors"]
 missing = [n for n in need if n not in names]
 assert not missing, f"missing from the wheel: {missing}"

@@ -133,6 +133,19 @@ def test_pretrained_fails_in_one_line_naming_a_row_without_a_shipped_checkpoint(
     assert ablate.pretrained_checkpoint(suite.rows[1], suite, opts).name == "tiva-tiny-nolayout.safetensors"
 
 
+def test_pretrained_refuses_to_call_v1_checkpoints_v2_ablations(tmp_path):
+    """The shipped checkpoints were trained on synthetic v1: --pretrained with --synthetic-version 2
+    fails before any data is written, and says how to get v2 results."""
+    with pytest.raises(ConfigError) as err:
+        ablate.run_suites("table5", ablate.AblateOptions(out=tmp_path / "o", pretrained=True, n=1, synthetic_version=2))
+    text = str(err.value)
+    assert "trained on synthetic benchmark v1" in text and "--synthetic-version 2" in text and "\n" not in text
+    assert not (tmp_path / "o").exists()
+    # a suite whose rows all train on use needs no shipped checkpoint: allowed
+    suite = _write(tmp_path, "name: mine\nkind: layout\ncolumns: [layout_l2]\nrows:\n  - label: A\n    stages: [layout]\n    pretrained: train\n")
+    ablate.check_pretrained(ablate.load_suite(suite), ablate.AblateOptions(out=tmp_path / "o2", pretrained=True, synthetic_version=2))
+
+
 def test_every_bundled_row_has_a_shipped_checkpoint_or_trains_on_use(tmp_path):
     """``tiva-bench ablate all --pretrained`` passes its check before any work: each row's shipped
     file exists, fits the row's config, and holds the parts the row uses; the shipped ablation

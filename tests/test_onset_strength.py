@@ -14,6 +14,43 @@ from tests.conftest import clicks
 
 librosa = pytest.importorskip("librosa")
 
+try:
+    import mkl_fft  # noqa: F401  (a dependency on Linux x86-64)
+    HAVE_MKL = True
+except ImportError:
+    HAVE_MKL = False
+
+
+@pytest.fixture(autouse=True, params=["numpy", "mkl"])
+def fft_backend(request, monkeypatch):
+    """Every test here runs with each FFT library the onset strength can use."""
+    if request.param == "mkl" and not HAVE_MKL:
+        pytest.skip("mkl_fft is not installed here (a dependency on Linux x86-64 only)")
+    monkeypatch.setenv("TIVA_BENCH_FFT", request.param)
+    from tiva_bench.metrics.functional.onset_strength import fft_backend as active
+    assert active() == request.param
+    return request.param
+
+
+def test_the_two_fft_libraries_agree(fft_backend, monkeypatch):
+    """MKL's and numpy's float64 transforms give the same curves to float32 rounding (independent
+    FFT implementations; both are also checked against librosa in every other test here)."""
+    y = signals(16000, 8.0, seed=3)
+    curves = {}
+    for backend in ("numpy", "mkl") if HAVE_MKL else ("numpy",):
+        monkeypatch.setenv("TIVA_BENCH_FFT", backend)
+        curves[backend] = {k: onset_strength(v, 16000, 1280, 2048, 128) for k, v in y.items()}
+    for k in y:
+        a, b = curves["numpy"][k], curves.get("mkl", curves["numpy"])[k]
+        assert np.max(np.abs(a - b)) <= 1e-6 * max(float(np.max(np.abs(a))), 1e-12), k
+
+
+def test_unknown_fft_library_is_refused(fft_backend, monkeypatch):
+    monkeypatch.setenv("TIVA_BENCH_FFT", "fftw")
+    with pytest.raises(ValueError, match="TIVA_BENCH_FFT must be one of auto, mkl, numpy"):
+        onset_strength(np.ones(4000, np.float32), 16000, 1280, 2048, 128)
+
+
 # (sr, hop_length, n_fft, n_mels): the protocol's settings first, then librosa's defaults and others
 SETTINGS = [(16000, 1280, 2048, 128), (16000, 512, 2048, 128), (22050, 256, 1024, 80), (8000, 160, 512, 40), (44100, 4096, 2048, 128)]
 

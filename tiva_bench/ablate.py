@@ -71,7 +71,7 @@ from tiva_bench.core.errors import ConfigError, TivaBenchError
 from tiva_bench.core.files import atomic_write_text, file_digest, text_digest
 from tiva_bench.core.registry import did_you_mean
 from tiva_bench.core.results import provenance, utc_now
-from tiva_bench.metrics.registry import METRICS
+from tiva_bench.metrics.registry import METRICS, synthetic_metrics_for
 from tiva_bench.models.tiva.codec import build_codec
 from tiva_bench.models.tiva.config import TiVAConfig, preset
 from tiva_bench.models.tiva.frame_encoder import frame_encoder_for
@@ -859,9 +859,20 @@ def _finished(row_dir: Path, spec: dict) -> dict | None:
         return None
 
 
+SHIPPED_SYNTHETIC_VERSION = 1  # the synthetic benchmark version the shipped checkpoints were trained on
+
+
 def check_pretrained(suites: list[Suite], opts: AblateOptions) -> None:
-    """With ``--pretrained``, every row needs a shipped checkpoint: fail before any work."""
+    """With ``--pretrained``, every row needs a shipped checkpoint, and the shipped checkpoints
+    (trained on synthetic v1) are not v2 ablations: fail before any work."""
     if opts.pretrained:
+        shipped_rows = [(suite, row) for suite in suites for row in suite.rows if not row.trains_on_use]
+        if shipped_rows and opts.data is None and opts.synthetic_version != SHIPPED_SYNTHETIC_VERSION:
+            names = " ".join(s.name for s in suites)
+            raise ConfigError(f"the shipped checkpoints were trained on synthetic benchmark v{SHIPPED_SYNTHETIC_VERSION}, so --pretrained "
+                              f"cannot give v{opts.synthetic_version} ablations",
+                              f"retrain the rows on v{opts.synthetic_version}: tiva-bench ablate {names} --synthetic-version "
+                              f"{opts.synthetic_version} (without --pretrained; table5 takes about an hour on two CPU cores)")
         for suite in suites:
             for row in suite.rows:
                 if not row.trains_on_use:
@@ -888,6 +899,8 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print, group: RankGroup | N
     if domain not in suite.columns:
         raise ConfigError(f"suite {suite.name} names no columns for {domain} data", f"add columns: {{{domain}: [...]}} to {suite.source}")
     columns = suite.columns[domain]
+    if splits.synthetic:  # benchmark v2 is scored with its own classifier (fad_synth2, class_acc2, ...)
+        columns = synthetic_metrics_for(columns, int(splits.notes.get("synthetic_version", 1)))
     val_cache: dict[str, ValidationLayouts] = {}
 
     def validation(cfg: TiVAConfig) -> ValidationLayouts:

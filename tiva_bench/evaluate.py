@@ -62,7 +62,23 @@ def gather_inputs(spec: MetricSpec, sources: ClipSources, caches: dict[str, Feat
         names = [sources.labels[i] for i in rows]
         if names and all(n in classes for n in names):
             inputs.labels = np.array([classes.index(n) for n in names])
+        unknown = sorted({n for n in names if n is not None and n not in classes})
+        if unknown:
+            notes.append(unknown_classes_note(spec, unknown, classes))
     return inputs, len(rows), notes
+
+
+def unknown_classes_note(spec: MetricSpec, unknown: list[str], classes: tuple[str, ...]) -> str:
+    """Why reference labels were not used: the metric's classifier does not know them; names the
+    metrics whose classifier does (e.g. ``class_acc2`` for synthetic benchmark v2)."""
+    from tiva_bench.metrics.extractors.base import EXTRACTORS
+    from tiva_bench.metrics.registry import METRICS
+
+    knowing = [name for name in METRICS if METRICS.get(name).group == spec.group and METRICS.get(name).extractor in EXTRACTORS
+               and set(unknown) <= set(EXTRACTORS.get(METRICS.get(name).extractor).classes or ())]
+    return (f"the reference classes {', '.join(unknown)} are unknown to {spec.extractor} (it knows {', '.join(classes)}), so the "
+            f"video classes were taken from its prediction on the reference audio"
+            + (f"; use {' or '.join(knowing)} for these references" if knowing else ""))
 
 
 def evaluate_set_metric(spec: MetricSpec, sources: ClipSources, caches: dict[str, FeatureCache], classes: tuple[str, ...],

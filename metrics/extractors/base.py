@@ -175,13 +175,16 @@ def get_extractor(name: str, device: str = "cpu", batch_size: int = 16, frontend
     return getattr(importlib.import_module(module), cls)(device=device, batch_size=batch_size, frontend=frontend, precision=precision)
 
 
-register(ExtractorSpec(
-    name="synth_classifier", version="1", sample_rate=16000, window_s=10.24,
-    outputs={"embedding": 128, "logits": 5},
-    frontend={"n_fft": 1024, "hop_length": 320, "n_mels": 64, "fmin": 0, "fmax": 8000, "log_floor": 1e-5},
-    target="tiva_bench.metrics.extractors.synth_classifier:SynthClassifier",
-    classes=("bell", "drum", "whistle", "crackle", "thunder"),
-))
+SYNTH_CLASSES = ("bell", "drum", "whistle", "crackle", "thunder")  # synthetic benchmark v1, in its index order
+SYNTH_CLASSES_V2 = SYNTH_CLASSES + ("chime", "warble")  # v2 keeps v1's indices and adds the twins
+for _name, _cls, _classes in (("synth_classifier", "SynthClassifier", SYNTH_CLASSES), ("synth_classifier_v2", "SynthClassifierV2", SYNTH_CLASSES_V2)):
+    register(ExtractorSpec(
+        name=_name, version="1", sample_rate=16000, window_s=10.24,
+        outputs={"embedding": 128, "logits": len(_classes)},
+        frontend={"n_fft": 1024, "hop_length": 320, "n_mels": 64, "fmin": 0, "fmax": 8000, "log_floor": 1e-5},
+        target=f"tiva_bench.metrics.extractors.synth_classifier:{_cls}",
+        classes=_classes,
+    ))
 
 
 def _register_backbones() -> None:

@@ -6,6 +6,12 @@ A small CNN on log-mel spectrograms (16 kHz, n_fft 1024, hop 320, 64 mels) train
 Outputs a 128-d embedding (FAD) and 5 class logits (KL, IS, class agreement). Its front-end is
 the network's first module (torch), so it runs batched on the extractor's device whichever front-end
 is asked for; it agrees with a librosa reference within 1e-4 (tests/test_frontends.py).
+
+``synth_classifier_v2`` is the same network trained on version 2 of the benchmark, with 7 classes
+(v1's five, same indices, and the twins ``chime`` and ``warble``; ``synth_classifier_v2.safetensors``).
+It is a separate extractor with its own metrics (``fad_synth2``, ``kl_synth2``, ``is_synth2``,
+``class_acc2``) so that v1 numbers never change and a cache entry always names the network that
+made it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import numpy as np
 from tiva_bench.metrics.extractors.base import EXTRACTORS, AudioExtractor
 from tiva_bench.core.errors import TivaBenchError
 
-CHECKPOINT = Path(str(importlib.resources.files("tiva_bench.metrics.extractors") / "assets" / "synth_classifier.safetensors"))
+ASSETS = importlib.resources.files("tiva_bench.metrics.extractors") / "assets"
+CHECKPOINT = Path(str(ASSETS / "synth_classifier.safetensors"))
+CHECKPOINT_V2 = Path(str(ASSETS / "synth_classifier_v2.safetensors"))
+CHECKPOINTS = {1: CHECKPOINT, 2: CHECKPOINT_V2}  # synthetic benchmark version -> classifier
 
 
 def build_model(n_classes: int = 5, n_mels: int = 64, width: int = 16, embed_dim: int = 128):
@@ -68,23 +77,29 @@ def build_model(n_classes: int = 5, n_mels: int = 64, width: int = 16, embed_dim
 
 class SynthClassifier(AudioExtractor):
     spec = EXTRACTORS.get("synth_classifier")
+    checkpoint = CHECKPOINT
+    benchmark_version = 1
     cuda_precision = "float32"
 
     def build(self):
-        self.model = build_model().eval().to(self.device)
+        self.model = build_model(n_classes=len(self.spec.classes)).eval().to(self.device)
         return self
 
     def load(self):
         from safetensors.torch import load_file
 
-        if not CHECKPOINT.exists():
-            raise TivaBenchError(f"the synthetic classifier checkpoint {CHECKPOINT} is missing", "python scripts/train_synth_classifier.py")
+        retrain = f"python scripts/train_synth_classifier.py --synthetic-version {self.benchmark_version}"
+        if not self.checkpoint.exists():
+            raise TivaBenchError(f"the synthetic classifier checkpoint {self.checkpoint} is missing", retrain)
         self.build()
-        state = load_file(str(CHECKPOINT))
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        state = load_file(str(self.checkpoint))
+        try:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a tensor of the wrong shape (e.g. another class count)
+            raise TivaBenchError(f"{self.checkpoint} does not fit the {self.spec.name} network ({str(exc).splitlines()[-1].strip()})", retrain) from None
         if missing or unexpected:
-            raise TivaBenchError(f"{CHECKPOINT} does not fit the classifier (missing {missing[:3]}, unexpected {unexpected[:3]})", "retrain with scripts/train_synth_classifier.py")
-        self.files = (CHECKPOINT,)
+            raise TivaBenchError(f"{self.checkpoint} does not fit the classifier (missing {missing[:3]}, unexpected {unexpected[:3]})", retrain)
+        self.files = (self.checkpoint,)
         return super().load()
 
     def reference_inputs(self, wavs: np.ndarray):
@@ -97,9 +112,17 @@ class SynthClassifier(AudioExtractor):
         return {"embedding": embedding, "logits": logits}
 
 
-def checkpoint_metadata() -> dict:
-    """The training record stored in the checkpoint (seed, data, accuracy)."""
+class SynthClassifierV2(SynthClassifier):
+    """The classifier of synthetic benchmark version 2 (7 classes)."""
+
+    spec = EXTRACTORS.get("synth_classifier_v2")
+    checkpoint = CHECKPOINT_V2
+    benchmark_version = 2
+
+
+def checkpoint_metadata(version: int = 1) -> dict:
+    """The training record stored in benchmark ``version``'s checkpoint (seed, data, accuracy)."""
     from safetensors import safe_open
 
-    with safe_open(str(CHECKPOINT), "pt") as fh:
+    with safe_open(str(CHECKPOINTS[version]), "pt") as fh:
         return json.loads(fh.metadata().get("training", "{}"))

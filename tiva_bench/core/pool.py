@@ -112,6 +112,7 @@ def limit_threads_here() -> None:
     live pools.
     """
     os.environ.update({k: "1" for k in THREAD_VARS})
+    os.environ["MKL_THREADING_LAYER"] = "SEQUENTIAL"  # MKL loaded later (the sync FFT) starts no OpenMP runtime
     threadpool_limits(1)
 
 
