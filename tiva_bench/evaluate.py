@@ -17,7 +17,8 @@ import numpy as np
 from tiva_bench.core.cache import FeatureCache
 from tiva_bench.core.results import SetValue
 from tiva_bench.metrics.functional.common import UndefinedMetric
-from tiva_bench.metrics.registry import MetricSpec, SetInputs
+from tiva_bench.metrics.extractors.base import EXTRACTORS
+from tiva_bench.metrics.registry import METRICS, MetricSpec, SetInputs
 
 
 @dataclass
@@ -71,9 +72,6 @@ def gather_inputs(spec: MetricSpec, sources: ClipSources, caches: dict[str, Feat
 def unknown_classes_note(spec: MetricSpec, unknown: list[str], classes: tuple[str, ...]) -> str:
     """Why reference labels were not used: the metric's classifier does not know them; names the
     metrics whose classifier does (e.g. ``class_acc2`` for synthetic benchmark v2)."""
-    from tiva_bench.metrics.extractors.base import EXTRACTORS
-    from tiva_bench.metrics.registry import METRICS
-
     knowing = [name for name in METRICS if METRICS.get(name).group == spec.group and METRICS.get(name).extractor in EXTRACTORS
                and set(unknown) <= set(EXTRACTORS.get(METRICS.get(name).extractor).classes or ())]
     return (f"the reference classes {', '.join(unknown)} are unknown to {spec.extractor} (it knows {', '.join(classes)}), so the "
