@@ -92,6 +92,8 @@ def test_copies_score_perfectly_and_shuffling_hurts(synth_pairs):
     assert other.metrics["class_acc"].value < 0.8
     assert other.metrics["w_dis"].value > same.metrics["w_dis"].value
     assert "synth_classifier" in other.provenance["extractors"]
+    recorded = other.provenance["extractors"]["synth_classifier"]
+    assert (recorded["precision"], recorded["frontend_impl"]) == ("float32", "reference")  # what ran on the CPU
     assert any("samples for 128 dimensions" in w for w in other.warnings)  # 12 clips < 128 dims
 
 

@@ -354,6 +354,7 @@ def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | N
     if extractors:
         prov["extractors"] = {name: {"version": ex.spec.version, "sample_rate": ex.spec.sample_rate, "frontend": ex.spec.frontend,
                                      "weights_sha256": ex.weights_digests(), "device": cfg.device,
+                                     "precision": ex.dtype, "frontend_impl": ex.frontend,
                                      "computed": reports[name].computed, "from_cache": reports[name].from_cache} for name, ex in extractors.items()}
     if launch.distributed:
         prov["distributed"] = {"world_size": launch.world_size, "backend": group.backend, "ranks": ranks}
