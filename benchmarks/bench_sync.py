@@ -226,6 +226,8 @@ def main() -> None:
             (small / side).mkdir()
             for i in range(max(1, args.n // 5)):
                 os.link(folder / side / f"c{i:05d}.wav", small / side / f"c{i:05d}.wav")
+        os.sync()  # the new files reach the disk before either side is timed (no write-back during a timed run)
+        time.sleep(1.0)
         load_before = os.getloadavg()
         t_ours, v_ours = ours(folder, args.workers)
         print(f"tiva-bench (workers={args.workers or os.cpu_count()}): {t_ours:.2f} s for {args.n} clips", flush=True)

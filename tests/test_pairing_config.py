@@ -84,3 +84,17 @@ def test_shipped_default_config_equals_the_code_defaults():
 
     shipped = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
     assert to_dict(shipped) == to_dict(ScoreConfig())
+
+
+def test_relative_stem_is_pathlibs():
+    """The string fast path of the pairing keys equals pathlib's relative_to + with_suffix("")."""
+    from pathlib import Path
+
+    from tiva_bench.pairing import _relative_stem
+
+    names = ["a.wav", "a.b.wav", ".wav", ".x.wav", "b.", "noext", "sub/c.WAV", "sub/.hidden", "sub.d/e", "sub.d/e.mp4", "x/y/z.tar.gz", "..wav", "a..wav"]
+    for root in (Path("gen"), Path("/tmp/some dir"), Path("../up"), Path("."), Path("/")):
+        prefix = str(root) + "/" if str(root) not in (".", "/") else ""
+        for name in names:
+            path = root / name
+            assert _relative_stem(path, root, prefix) == path.relative_to(root).with_suffix("").as_posix(), (root, name)

@@ -139,7 +139,7 @@ def _v2_clips(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_v2_classifier_tells_the_twins_apart(classifier_v2):
     """On 140 v2 clips from a seed never used in training: >= 90% overall, and within each twin
-    pair (bell/chime, whistle/warble: the same band energies) >= 85%, far above the 50% a
+    pair (bell/chime, whistle/pipe: the same band energies) >= 85%, far above the 50% a
     classifier that only heard the coarse envelope would get."""
     from tiva_bench.synth_audio import TWINS
 
@@ -158,7 +158,7 @@ def test_v2_classifier_tells_the_twins_apart(classifier_v2):
 
 def test_v1_classifier_hears_the_twins_as_their_originals(classifier):
     """Why v2 needs its own classifier: the v1 network, which knows only the five v1 classes,
-    files most twins under the class whose band energies they share (chime as bell, warble as
+    files most twins under the class whose band energies they share (chime as bell, pipe as
     whistle), and still names the five v1 classes right."""
     from tiva_bench.synth_audio import TWINS
 
@@ -191,7 +191,7 @@ def test_v2_references_are_scored_with_the_v2_classifier(tmp_path, classifier_v2
     ref = tmp_path / "synth" / "test"
     names = sorted(p.stem for p in ref.glob("*.wav"))
     labels = [json.loads((ref / f"{n}.json").read_text())["class"] for n in names]
-    assert {"chime", "warble"} & set(labels), labels  # the seed gives twins to score
+    assert {"chime", "pipe"} & set(labels), labels  # the seed gives twins to score
     wavs = np.stack([sf.read(ref / f"{n}.wav", dtype="float32")[0] for n in names])
     expected = float(np.mean(classifier_v2(wavs)["logits"].argmax(1) == [synthetic.class_names(2).index(c) for c in labels]))
     cfg = ScoreConfig(metrics=["class_acc", "class_acc2", "fad_synth2"], workers=1, cache_dir=str(tmp_path / "cache"))

@@ -172,21 +172,34 @@ def _event(name: str, seed: int = 3) -> np.ndarray:
 
 def test_version_2_twins_share_the_coarse_layout_but_not_the_fine_structure():
     librosa = pytest.importorskip("librosa")
-    layouts = {n: _coarse_layout(_event(n)) for n in ("bell", "chime", "whistle", "warble", "drum", "crackle")}
-    for twin, original in (("chime", "bell"), ("warble", "whistle")):
+    layouts = {n: _coarse_layout(_event(n)) for n in ("bell", "chime", "whistle", "pipe", "drum", "crackle")}
+    for twin, original in (("chime", "bell"), ("pipe", "whistle")):
         near = np.mean((layouts[twin] - layouts[original]) ** 2)
         others = [np.mean((layouts[twin] - layouts[o]) ** 2) for o in layouts if o not in (twin, original)]
         assert near < 0.2 * min(others), (twin, near, others)
-    # fine structure: the chime is noisy where the bell is pitched (spectral flatness around its partials)
-    flat = {n: float(np.median(librosa.feature.spectral_flatness(y=_event(n)[3200:14000], n_fft=4096, hop_length=1024))) for n in ("bell", "chime")}
-    assert flat["chime"] > 5 * flat["bell"]
-    # the warble's pitch wavers, the whistle's does not (peak frequency near 1760 Hz, 4096-point frames)
-    def pitch_track(y):
-        spec = np.abs(librosa.stft(y[3200:16000], n_fft=4096, hop_length=256))
-        freqs = np.fft.rfftfreq(4096, 1 / 16000)
-        band = (freqs > 1500) & (freqs < 2000)
-        return freqs[band][spec[band].argmax(axis=0)]
-    assert np.std(pitch_track(_event("warble"))) > 20.0 and np.std(pitch_track(_event("whistle"))) < 5.0
+
+    # fine structure: the strongest spectral peaks (8192-point spectrum of the sustained part) sit at
+    # each class's own partials, and the 32-band mel spectrogram the tiny model generates tells
+    # twins apart by several log units in some band
+    def peaks(y, k):
+        spec = np.abs(np.fft.rfft(y[4000:12000] * np.hanning(8000), 8192))
+        freqs = np.fft.rfftfreq(8192, 1 / 16000)
+        found = []
+        for i in np.argsort(spec)[::-1]:
+            if all(abs(freqs[i] - f) > 100 for f in found):
+                found.append(freqs[i])
+            if len(found) == k:
+                return sorted(found)
+
+    expected = {"bell": (660, 1320, 1980), "chime": (740, 1520, 2100), "whistle": (1760, 3520), "pipe": (1470, 2940)}
+    for name, partials in expected.items():
+        np.testing.assert_allclose(peaks(_event(name), len(partials)), partials, atol=4.0, err_msg=name)
+
+    def mel32(y):
+        return np.log(np.maximum(librosa.feature.melspectrogram(y=y, sr=16000, n_fft=1024, hop_length=640, n_mels=32, power=1.0), 1e-5)).mean(axis=1)
+
+    for twin, original in (("chime", "bell"), ("pipe", "whistle")):
+        assert np.abs(mel32(_event(twin)) - mel32(_event(original))).max() > 3.0, twin
 
 
 def test_version_2_scenes_draw_twins_shown_by_their_own_look(tmp_path):
@@ -195,7 +208,7 @@ def test_version_2_scenes_draw_twins_shown_by_their_own_look(tmp_path):
     by_class = {}
     for s in scenes:
         by_class.setdefault(s.cls, s)
-    for twin, original in (("chime", "bell"), ("warble", "whistle")):
+    for twin, original in (("chime", "bell"), ("pipe", "whistle")):
         looks = []
         for name in (twin, original):
             scene = by_class[name]

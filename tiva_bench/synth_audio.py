@@ -2,9 +2,11 @@
 
 Each sound class has its own timbre (a pitched partial stack and/or band-limited noise) and
 envelope. Version 2 of the benchmark adds two *twin* classes whose coarse spectral envelope (what a
-5-band layout sees) is that of an existing class while their fine structure differs: ``chime``
-is the bell's partial stack as narrow noise bands (noisy, not pitched), ``warble`` the whistle's
-partials with a 7-Hz, +-4% vibrato. An event is rendered so that it is exactly zero outside ``[onset, onset + duration)``:
+5-band layout sees) is that of an existing class while their pitch differs: ``chime`` has partials
+at 740, 1520 and 2100 Hz where the bell has 660, 1320 and 1980 Hz, ``pipe`` 1470 and 2940 Hz where
+the whistle has 1760 and 3520 Hz. Each partial stays in its original's layout band but moves by
+one to two bands of a 32-band mel spectrogram (the tiny model's latent), so a generator can render
+the difference and a classifier can hear it. An event is rendered so that it is exactly zero outside ``[onset, onset + duration)``:
 a 5-ms (impacts) or 15-ms (thunder) attack, exponential decay or a flat sustain, and a 20-ms fade
 to zero at the end. Everything is deterministic for a seed.
 """
@@ -28,8 +30,6 @@ class SoundClass:
     noise_band: tuple[float, float] | None
     decay_s: float
     attack_s: float = 0.005
-    noisy_partials: float = 0.0                # > 0: each partial is noise in +-this share of its frequency
-    vibrato: tuple[float, float] = (0.0, 0.0)  # (rate Hz, depth as a share of the frequency)
 
 
 SOUND_CLASSES: tuple[SoundClass, ...] = (
@@ -42,12 +42,12 @@ SOUND_CLASSES: tuple[SoundClass, ...] = (
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in SOUND_CLASSES)
 # version 2: the five classes (same indices) + twins of bell and whistle (same coarse envelope)
 TWIN_CLASSES: tuple[SoundClass, ...] = (
-    SoundClass("chime", (660.0, 1320.0, 1980.0), None, 0.35, noisy_partials=0.05),
-    SoundClass("warble", (1760.0, 3520.0), None, 0.5, vibrato=(7.0, 0.04)),
+    SoundClass("chime", (740.0, 1520.0, 2100.0), None, 0.35),
+    SoundClass("pipe", (1470.0, 2940.0), None, 0.5),
 )
 SOUND_CLASSES_V2: tuple[SoundClass, ...] = SOUND_CLASSES + TWIN_CLASSES
 CLASS_NAMES_V2: tuple[str, ...] = tuple(c.name for c in SOUND_CLASSES_V2)
-TWINS: dict[str, str] = {"chime": "bell", "warble": "whistle"}
+TWINS: dict[str, str] = {"chime": "bell", "pipe": "whistle"}
 
 
 def sound_classes(version: int = 1) -> tuple[SoundClass, ...]:
@@ -71,15 +71,7 @@ def render_event(cls: SoundClass, duration_s: float, rng: np.random.Generator, s
     t = np.arange(n) / sr
     tone = np.zeros(n)
     for k, f in enumerate(cls.partials):
-        if cls.noisy_partials > 0:
-            band = _band_noise(rng, n, sr, (f * (1 - cls.noisy_partials), f * (1 + cls.noisy_partials)))
-            tone += band / (np.sqrt(np.mean(band**2)) * np.sqrt(2) + 1e-12) / (k + 1)  # a sine's RMS
-        elif cls.vibrato[0] > 0:
-            rate, depth = cls.vibrato
-            phase = 2 * np.pi * f * (t - depth / (2 * np.pi * rate) * np.cos(2 * np.pi * rate * t))
-            tone += np.sin(phase + rng.uniform(0, 2 * np.pi)) / (k + 1)
-        else:
-            tone += np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) / (k + 1)
+        tone += np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) / (k + 1)
     if cls.noise_band is not None:
         tone += _band_noise(rng, n, sr, cls.noise_band)
     tone /= np.abs(tone).max() + 1e-12

@@ -26,11 +26,11 @@ semantics each carry something the other cannot:
 
 | class   | look                  | sound                                              | twin of |
 |---------|-----------------------|----------------------------------------------------|---------|
-| chime   | orange cross          | the bell's partials as narrow noise bands (+-5%)   | bell    |
-| warble  | purple ellipse        | the whistle's partials with a 7-Hz, +-4% vibrato   | whistle |
+| chime   | orange cross          | partials at 740, 1520, 2100 Hz (bell: 660, 1320, 1980) | bell    |
+| pipe    | purple ellipse        | partials at 1470, 2940 Hz (whistle: 1760, 3520)        | whistle |
 
 Their band energies over time (the 5-band mel layout) match the original's; only the fine
-structure (pitched or noisy, steady or wavering) differs, and only the look shows which one
+structure (the pitch of the partials, one to two bands of a 32-band mel apart) differs, and only the look shows which one
 sounds. The version is recorded in every clip's metadata and in ``synthetic.json``.
 
 Files per clip: ``<split>/<clip>.mp4`` (H.264 video + AAC audio), ``<split>/<clip>.wav`` (16-bit
@@ -59,7 +59,7 @@ THUNDER_LAG_S = 0.6
 MIN_SILENCE_S = 1.0
 MIN_ONSET_GAP_S = 0.3
 THUNDER = CLASS_NAMES.index("thunder")
-SUSTAINABLE = {CLASS_NAMES_V2.index(n) for n in ("bell", "whistle", "crackle", "chime", "warble")}
+SUSTAINABLE = {CLASS_NAMES_V2.index(n) for n in ("bell", "whistle", "crackle", "chime", "pipe")}
 VERSIONS = (1, 2)
 COLOURS = {
     "bell": (255, 215, 40),
@@ -68,7 +68,7 @@ COLOURS = {
     "crackle": (60, 220, 80),
     "thunder": (250, 250, 255),
     "chime": (255, 140, 0),
-    "warble": (170, 90, 255),
+    "pipe": (170, 90, 255),
     "distractor": (160, 160, 160),
 }
 BACKGROUND = (18, 18, 28)
@@ -233,7 +233,7 @@ def _shape_mask(kind: str, cx: float, cy: float, size: float, yy: np.ndarray, xx
         return np.abs(dx) + np.abs(dy) <= r
     if kind == "chime":  # a plus-shaped cross
         return ((np.abs(dx) <= r * 0.3) & (np.abs(dy) <= r)) | ((np.abs(dy) <= r * 0.3) & (np.abs(dx) <= r))
-    if kind == "warble":  # a wide ellipse
+    if kind == "pipe":  # a wide ellipse
         return (dx / r) ** 2 + (dy / (r * 0.5)) ** 2 <= 1.0
     if kind == "thunder":  # a zig-zag bolt
         zig = np.abs(dx - r * 0.5 * np.sign(np.sin(dy / max(r, 1) * 3.0))) <= r * 0.3

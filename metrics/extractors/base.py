@@ -176,7 +176,7 @@ def get_extractor(name: str, device: str = "cpu", batch_size: int = 16, frontend
 
 
 SYNTH_CLASSES = ("bell", "drum", "whistle", "crackle", "thunder")  # synthetic benchmark v1, in its index order
-SYNTH_CLASSES_V2 = SYNTH_CLASSES + ("chime", "warble")  # v2 keeps v1's indices and adds the twins
+SYNTH_CLASSES_V2 = SYNTH_CLASSES + ("chime", "pipe")  # v2 keeps v1's indices and adds the twins
 for _name, _cls, _classes in (("synth_classifier", "SynthClassifier", SYNTH_CLASSES), ("synth_classifier_v2", "SynthClassifierV2", SYNTH_CLASSES_V2)):
     register(ExtractorSpec(
         name=_name, version="1", sample_rate=16000, window_s=10.24,

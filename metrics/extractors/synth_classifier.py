@@ -8,7 +8,7 @@ the network's first module (torch), so it runs batched on the extractor's device
 is asked for; it agrees with a librosa reference within 1e-4 (tests/test_frontends.py).
 
 ``synth_classifier_v2`` is the same network trained on version 2 of the benchmark, with 7 classes
-(v1's five, same indices, and the twins ``chime`` and ``warble``; ``synth_classifier_v2.safetensors``).
+(v1's five, same indices, and the twins ``chime`` and ``pipe``; ``synth_classifier_v2.safetensors``).
 It is a separate extractor with its own metrics (``fad_synth2``, ``kl_synth2``, ``is_synth2``,
 ``class_acc2``) so that v1 numbers never change and a cache entry always names the network that
 made it.
