@@ -156,20 +156,18 @@ def test_v2_classifier_tells_the_twins_apart(classifier_v2):
     assert record["classes"] == list(names) and record["synthetic_version"] == 2 and record["test_acc"] >= 0.9
 
 
-def test_v1_classifier_hears_the_twins_as_their_originals(classifier):
+def test_v1_classifier_hears_the_twins_as_pitched_v1_classes(classifier):
     """Why v2 needs its own classifier: the v1 network, which knows only the five v1 classes,
-    files most twins under the class whose band energies they share (chime as bell, pipe as
-    whistle), and still names the five v1 classes right."""
-    from tiva_bench.synth_audio import TWINS
-
+    still names those right on v2 clips but files nearly every twin under a pitched v1 class
+    (bell or whistle), so it cannot tell a twin from a bell or a whistle."""
     names = synthetic.class_names(2)
     wavs, labels = _v2_clips(80, 77)
     predicted = classifier(wavs)["logits"].argmax(1)
     v1 = labels < 5
     assert np.mean(predicted[v1] == labels[v1]) >= 0.9
-    original_of = np.array([names.index(TWINS.get(names[k], names[k])) for k in labels])
     assert (~v1).sum() >= 10
-    assert np.mean(predicted[~v1] == original_of[~v1]) >= 0.7
+    pitched = [names.index("bell"), names.index("whistle")]
+    assert np.mean(np.isin(predicted[~v1], pitched)) >= 0.9
 
 
 def test_synthetic_metric_names_follow_the_benchmark_version():
