@@ -180,6 +180,28 @@ def test_training_keys_share_identical_stage_prefixes(tmp_path):
     assert not set(k for _, k, _ in other_seed) & set(k for _, k, _ in tiva)
 
 
+def test_training_keys_follow_the_files_of_the_training_data(tmp_path):
+    """The same folder read again keeps its keys (an interrupted run resumes); a clip added, removed
+    or rewritten with another size gives new keys (no stale checkpoint for other data)."""
+    row = ablate.load_suite("table5")[0].rows[0]
+    opts = ablate.AblateOptions(out=tmp_path, steps=3)
+    train = tmp_path / "train"
+    train.mkdir()
+    for name in ("a.mp4", "a.wav", "b.mp4"):
+        (train / name).write_bytes(b"x" * 10)
+    splits = ablate.Splits(train, None, None, True, {})
+    keys = lambda: [k for _, k, _ in ablate.training_chain(row, opts, splits)]  # noqa: E731
+    first = keys()
+    assert keys() == first
+    (train / "c.mp4").write_bytes(b"y")
+    added = keys()
+    assert not set(added) & set(first)
+    (train / "c.mp4").write_bytes(b"yy")
+    assert not set(keys()) & set(added)
+    (train / "c.mp4").unlink()
+    assert keys() == first
+
+
 # ---------------------------------------------------------------- tables
 
 def test_labels_render_in_paper_notation_with_everything_else_escaped():
