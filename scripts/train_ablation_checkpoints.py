@@ -62,7 +62,12 @@ def main() -> None:
     opts = ablate.AblateOptions(out=Path(args.work), preset="tiva-tiny", n=args.n, n_val=args.n_val, n_train=args.n_train, seed=args.seed,
                                 data_seed=ablate.DATA_SEED, device=args.device)
     ASSETS.mkdir(parents=True, exist_ok=True)
-    for suite in ablate.load_suite(args.suite, opts.preset):
+    suites = ablate.load_suite(args.suite, opts.preset)
+    if args.row:
+        unknown = set(args.row.split(",")) - {r.slug for suite in suites for r in suite.rows}
+        if unknown:
+            ap.error(f"unknown rows {', '.join(sorted(unknown))} (the rows: tiva-bench ablate --list)")
+    for suite in suites:
         if args.row:  # these rows, in the order given
             by_slug = {r.slug: r for r in suite.rows}
             suite.rows = [by_slug[slug] for slug in args.row.split(",") if slug in by_slug]

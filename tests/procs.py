@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 
-def run_cli(*args, check_rc=None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m tiva_bench ARGS`` with output captured; asserts the exit code when ``check_rc`` is given."""
-    proc = subprocess.run([sys.executable, "-m", "tiva_bench", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+def run_cli(*args, check_rc=None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m tiva_bench ARGS`` with output captured; asserts the exit code when ``check_rc`` is
+    given. ``env``: variables added to this process's environment."""
+    proc = subprocess.run([sys.executable, "-m", "tiva_bench", *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
     if check_rc is not None:
         assert proc.returncode == check_rc, proc.stdout + proc.stderr
     return proc

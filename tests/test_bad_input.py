@@ -8,8 +8,6 @@ import hashlib
 import json
 import os
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,13 +21,13 @@ from tiva_bench.core.media_write import write_audio, write_video
 from tiva_bench.core.weights import Checkpoint, WeightsHashError, WeightsManager, file_hashes, weights_sha256
 from tiva_bench.pairing import pair_folders
 from tiva_bench.runner import score_folders
+from tests import procs
 from tests.conftest import SR, clicks
 
 
 def run_cli(*args, env=None):
     """The command line in a fresh process (``TIVA_BENCH_WEIGHTS`` emptied unless given)."""
-    env = {**os.environ, "TIVA_BENCH_WEIGHTS": "", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tiva_bench", *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+    return procs.run_cli(*args, timeout=300, env={"TIVA_BENCH_WEIGHTS": "", **(env or {})})
 
 
 # ---------------------------------------------------------------- weights and their published hashes

@@ -19,7 +19,6 @@ from tiva_bench import synthetic
 from tiva_bench.core.distributed import Launch, launch_from_env, rank_device, shard, timeout_from_env
 from tiva_bench.core.errors import ConfigError
 from tiva_bench.extract import ExtractionReport, merge_reports
-from tiva_bench.metrics.extractors.synth_classifier import CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN_ENV = {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "node0", "MASTER_PORT": "29500"}
@@ -172,7 +171,6 @@ def _metrics_args(gen, ref, cache, out) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHECKPOINT.exists(), reason="bundled classifier checkpoint missing")
 def test_torchrun_two_cpu_ranks_give_the_one_process_results(synth_gen_ref, tmp_path):
     root, gen, ref = synth_gen_ref
     # torchrun gives each rank one OpenMP thread; the one-process run gets the same, so both use
@@ -207,7 +205,6 @@ def test_torchrun_two_cpu_ranks_give_the_one_process_results(synth_gen_ref, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHECKPOINT.exists(), reason="bundled classifier checkpoint missing")
 def test_a_failing_rank_stops_the_others_with_one_line_each(synth_gen_ref, tmp_path):
     """Rank 1 cannot write its cache (a file stands where the folder should be): it exits with
     its own message, and rank 0 stops at the next exchange instead of waiting."""

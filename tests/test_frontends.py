@@ -155,7 +155,6 @@ def test_panns_front_end_equals_a_float64_reference():
 def test_passt_front_end_equals_a_float64_reference():
     """hear21passt's mel in evaluation mode: pre-emphasis, symmetric 800-point Hann centred in a
     1024-point frame, Kaldi mel weights 0-15 kHz, ``(log(mel + 1e-5) + 4.5) / 5``."""
-    pytest.importorskip("hear21passt")
     from tiva_bench.metrics.extractors.passt import build_passt
 
     mel, _ = build_passt()

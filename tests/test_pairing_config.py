@@ -90,11 +90,16 @@ def test_relative_stem_is_pathlibs():
     """The string fast path of the pairing keys equals pathlib's relative_to + with_suffix("")."""
     from pathlib import Path
 
-    from tiva_bench.pairing import _relative_stem
+    from tiva_bench.pairing import _relative_stem, root_prefix
 
     names = ["a.wav", "a.b.wav", ".wav", ".x.wav", "b.", "noext", "sub/c.WAV", "sub/.hidden", "sub.d/e", "sub.d/e.mp4", "x/y/z.tar.gz", "..wav", "a..wav"]
-    for root in (Path("gen"), Path("/tmp/some dir"), Path("../up"), Path("."), Path("/")):
-        prefix = str(root) + "/" if str(root) not in (".", "/") else ""
+    for root in (Path("gen"), Path("gen/"), Path("/tmp/some dir"), Path("../up")):
+        prefix = root_prefix(root)
         for name in names:
             path = root / name
+            assert str(path).startswith(prefix)  # the string path is taken
             assert _relative_stem(path, root, prefix) == path.relative_to(root).with_suffix("").as_posix(), (root, name)
+    # "." and "/": children do not start with "<root>/", so the prefix is empty and pathlib answers
+    assert root_prefix(Path(".")) == root_prefix(Path("/")) == ""
+    assert _relative_stem(Path("sub/c.wav"), Path("."), "") == "sub/c"
+    assert _relative_stem(Path("/tmp/c.d.wav"), Path("/"), "") == "tmp/c.d"

@@ -7,12 +7,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from tiva_bench.baselines.reported import load_reported, parse_printed
 from tiva_bench.core.errors import ConfigError
+from tests.procs import run_cli
 from tiva_bench.reports.table1 import build_table1, measured_rows, render_csv, render_latex, render_markdown, write_table1
 
 # The TiVA paper's Table 1 as printed (ACM MM 2024), copied here independently of the data file.
@@ -25,13 +25,6 @@ DiffFoley | CAVP | CFG | 11.20 | - | 6.36 | - | 53.3 | - | - | - | -
 DiffFoley | CAVP | CFG+CG | 9.87 | (4.89) | 6.43 | (3.10) | 62.4 | 4.21 | 2.59 | 18.5 | 0.25s
 TiVA | CLIP | CFG | 8.71 | 0.88 | 5.98 | 2.12 | 64.9 | 3.85 | 2.59 | 31.0 | 0.15s
 """
-
-
-def run_cli(*args, check_rc=None):
-    proc = subprocess.run([sys.executable, "-m", "tiva_bench", *map(str, args)], capture_output=True, text=True, timeout=300)
-    if check_rc is not None:
-        assert proc.returncode == check_rc, proc.stdout + proc.stderr
-    return proc
 
 
 def _plain(cell: str) -> str:

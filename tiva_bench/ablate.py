@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import importlib.resources
 import json
 import math
@@ -468,6 +469,11 @@ class Splits:
     synthetic: bool
     notes: dict
 
+    @functools.cached_property
+    def train_files(self) -> str:
+        """``folder_fingerprint`` of the training folder, listed once per suite run."""
+        return folder_fingerprint(self.train) if self.train is not None else "missing"
+
 
 def _subset(split_dir: Path, n: int, target: Path) -> Path:
     """``target`` holding symbolic links to the first ``n`` videos of ``split_dir`` (and their
@@ -573,7 +579,7 @@ def training_chain(row: Row, opts: AblateOptions, splits: Splits, curve_every: i
     tc = _train_settings(row, opts)
     common = {k: v for k, v in dataclasses.asdict(tc).items() if k not in TRAIN_OWNED and k not in ("steps", "lr", "batch_size")}
     chain, done = [], []
-    files = folder_fingerprint(splits.train)
+    files = splits.train_files
     for stage in row.stages:
         done.append({"stage": stage, "steps": tc.steps[stage], "lr": tc.lr[stage], "batch_size": tc.batch_size[stage]})
         spec = {"preset": opts.preset, "config": row.cfg.to_dict(), "seed": opts.seed, "data": str(splits.train.resolve()),
@@ -913,11 +919,8 @@ def run_suite(suite: Suite, opts: AblateOptions, log=print, group: RankGroup | N
     out = Path(opts.out)
     need_train = not opts.pretrained or any(r.trains_on_use for r in suite.rows)
     need_val = suite.kind in ("layout", "resolution")
-    if main:
-        splits = prepare_splits(opts, need_train, need_val, suite.kind == "generate", log)
-    group.all_gather(None, f"{suite.name} data")
-    if not main:  # the data rank 0 wrote: only the paths are read here
-        splits = prepare_splits(opts, need_train, need_val, suite.kind == "generate", lambda m: None)
+    splits = prepare_splits(opts, need_train, need_val, suite.kind == "generate", log) if main else None
+    splits = group.all_gather(splits, f"{suite.name} data")[0]  # the folders rank 0 wrote; the other ranks write nothing there
     domain = "synthetic" if splits.synthetic else "real"
     if domain not in suite.columns:
         raise ConfigError(f"suite {suite.name} names no columns for {domain} data", f"add columns: {{{domain}: [...]}} to {suite.source}")

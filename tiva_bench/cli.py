@@ -313,10 +313,13 @@ def _tqdm_progress(quiet: bool):
 def _speaker() -> str:
     """``tiva-bench``, or ``tiva-bench: rank R of N`` in a torchrun launch, so that every line says
     which process wrote it (read from the environment: it must work before anything is checked)."""
-    import os
+    from tiva_bench.core.distributed import launch_from_env
 
-    world, rank = os.environ.get("WORLD_SIZE", "").strip(), os.environ.get("RANK", "").strip()
-    return f"tiva-bench: rank {rank} of {world}" if rank and world not in ("", "1") else "tiva-bench"
+    try:
+        launch = launch_from_env()
+    except TivaBenchError:  # incomplete torchrun variables: that error is being reported
+        return "tiva-bench"
+    return f"tiva-bench: {launch}" if launch.distributed else "tiva-bench"
 
 
 def _notice(quiet: bool):

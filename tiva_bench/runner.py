@@ -246,8 +246,9 @@ def _await_entries(caches: dict, entries: dict[str, dict], reports: dict[str, Ex
     expected = [caches[name][kind].path_for(digest) for name, found in entries.items() for (kind, digest), path in found.items()
                 if str(path) not in reports[name].failed]
     deadline = time.monotonic() + wait_s
+    missing = expected
     while True:
-        missing = [entry for entry in expected if not entry.is_file()]
+        missing = [entry for entry in missing if not entry.is_file()]  # an entry once seen stays
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(0.5)

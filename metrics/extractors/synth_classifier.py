@@ -77,9 +77,12 @@ def build_model(n_classes: int = 5, n_mels: int = 64, width: int = 16, embed_dim
 
 class SynthClassifier(AudioExtractor):
     spec = EXTRACTORS.get("synth_classifier")
-    checkpoint = CHECKPOINT
     benchmark_version = 1
     cuda_precision = "float32"
+
+    @property
+    def checkpoint(self) -> Path:
+        return CHECKPOINTS[self.benchmark_version]
 
     def build(self):
         self.model = build_model(n_classes=len(self.spec.classes)).eval().to(self.device)
@@ -116,7 +119,6 @@ class SynthClassifierV2(SynthClassifier):
     """The classifier of synthetic benchmark version 2 (7 classes)."""
 
     spec = EXTRACTORS.get("synth_classifier_v2")
-    checkpoint = CHECKPOINT_V2
     benchmark_version = 2
 
 

@@ -107,14 +107,9 @@ class TiVAModel(nn.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format": CHECKPOINT_FORMAT, "config": json.dumps(self.cfg.to_dict())}
-        if parts is not None:
-            unknown = set(parts) - set(PARTS)
-            if unknown:
-                raise TivaBenchError(f"unknown model part {sorted(unknown)[0]!r}", f"parts are {', '.join(PARTS)}")
-            parts = tuple(p for p in self.present_parts() if p in parts and p not in self.untrained_parts)
-            meta["parts"] = json.dumps(list(parts))
-        elif self.untrained_parts:
-            parts = tuple(p for p in self.present_parts() if p not in self.untrained_parts)
+        if parts is not None or self.untrained_parts:
+            keep = PARTS if parts is None else _known_parts(parts)
+            parts = tuple(p for p in self.present_parts() if p in keep and p not in self.untrained_parts)
             meta["parts"] = json.dumps(list(parts))
         if extra:
             meta["extra"] = json.dumps(extra)
@@ -206,9 +201,7 @@ class TiVAModel(nn.Module):
         they are named. Raises when the configs differ or a named file lacks its part."""
         if not sources:
             raise TivaBenchError("compose needs at least one part", f"map parts ({', '.join(PARTS)}) to checkpoint files")
-        unknown = set(sources) - set(PARTS)
-        if unknown:
-            raise TivaBenchError(f"unknown model part {sorted(unknown)[0]!r}", f"parts are {', '.join(PARTS)}")
+        _known_parts(sources)
         wanted = dict(sources)
         for follower in ("semantic", "lift"):
             if follower not in wanted and "generator" in wanted:
@@ -219,19 +212,22 @@ class TiVAModel(nn.Module):
             if m.cfg.to_dict() != first.cfg.to_dict():
                 differ = sorted(k for k, v in m.cfg.to_dict().items() if first.cfg.to_dict().get(k) != v)
                 raise TivaBenchError(f"cannot compose {Path(path).name}: its config differs in {', '.join(differ[:3])}")
-        model = cls(first.cfg)
-        for part in model.present_parts():
-            if part not in wanted:
-                continue
+        present = [p for p in first.present_parts() if p in wanted]
+        state = {}
+        for part in present:
             src = loaded[str(wanted[part])]
             if part in src.untrained_parts:
                 raise TivaBenchError(f"{Path(str(wanted[part])).name} holds no trained {part} part", "name a checkpoint that has it")
-            getattr(model, part).load_state_dict(getattr(src, part).state_dict())
-        absent = tuple(p for p in model.present_parts() if p not in wanted)
-        model.untrained_parts = absent
-        for part in absent:
-            getattr(model, part).register_forward_pre_hook(_refuse_untrained(part, "the composed model"))
-        return model
+            state.update({k: v for k, v in src.state_dict().items() if k.startswith(f"{part}.")})
+        return cls._with_weights(first.cfg, state, Path("the composed model"), parts=tuple(present))
+
+
+def _known_parts(parts) -> tuple[str, ...]:
+    """``parts`` as a tuple, each one of ``PARTS`` (else a one-line error naming it)."""
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise TivaBenchError(f"unknown model part {sorted(unknown)[0]!r}", f"parts are {', '.join(PARTS)}")
+    return tuple(parts)
 
 
 def checkpoint_extra(path: str | Path) -> dict:
