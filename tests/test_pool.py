@@ -48,6 +48,23 @@ def test_dead_workers_lose_nothing(tmp_path):
     assert sum("retrying" in n for n in notices) == 2  # item 3's first death and item 5's
 
 
+def test_items_sent_ahead_are_not_blamed_for_a_death(tmp_path):
+    """With two items in flight per worker, the item being processed when its worker dies takes the
+    strike; the one sent after it goes back to the queue and is processed normally."""
+    notices = []
+    jobs = [(v, str(tmp_path)) for v in range(12)]
+    out = list(supervised_map(_square_with_faults, jobs, workers=2, on_notice=notices.append, prefetch=2))
+    assert [i for i, _ in out] == list(range(12))
+    results = dict(out)
+    for v in (0, 1, 2, 4, 5, 6, 8, 9, 10, 11):
+        assert results[v] == v * v, (v, results[v])
+    assert isinstance(results[3], TaskFailure) and results[3].crashed and "2 times" in results[3].reason
+    assert isinstance(results[7], TaskFailure) and not results[7].crashed
+    assert sum("retrying" in n for n in notices) == 2
+    with pytest.raises(ValueError, match="prefetch"):
+        list(supervised_map(_square_with_faults, jobs, workers=2, prefetch=0))
+
+
 def test_inline_mode_reports_errors_without_processes(tmp_path):
     out = dict(supervised_map(_square_with_faults, [(7, str(tmp_path)), (2, str(tmp_path))], workers=1))
     assert isinstance(out[0], TaskFailure) and out[1] == 4
@@ -119,6 +136,37 @@ def test_forked_workers_run_one_blas_thread():
         out = dict(supervised_map(_blas_threads, range(4), workers=2, ctx=mp.get_context("fork")))
     assert len(out) == 4
     assert all(counts and all(n == 1 for n in counts) for counts in out.values()), out
+
+
+def _threads_and_product(_):
+    """Workers run this: the process's thread count, its CPU seconds over a 0.3-s pause, and a BLAS product."""
+    import numpy as np
+
+    time.sleep(0.3)
+    before = time.process_time()
+    time.sleep(0.3)
+    a = np.arange(300 * 300, dtype=np.float64).reshape(300, 300) / 9e4
+    return len(os.listdir("/proc/self/task")), time.process_time() - before, float((a @ a).sum())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and the forked start method")
+def test_forked_workers_start_no_spinning_blas_threads():
+    """Limiting a forked worker's OpenBLAS to one thread makes OpenBLAS start its whole thread pool
+    again, and each new thread spins on a core for about 0.1 s: the worker ends those threads.
+    It keeps two threads (its own and the parent watcher), idles at no CPU, and BLAS still works."""
+    import multiprocessing as mp
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    a = np.arange(300 * 300, dtype=np.float64).reshape(300, 300) / 9e4
+    expected = float(np.einsum("ij,jk->", a, a))  # not BLAS
+    with threadpool_limits(2, "blas"):
+        out = dict(supervised_map(_threads_and_product, range(2), workers=2, ctx=mp.get_context("fork")))
+    for threads, idle_cpu_s, total in out.values():
+        assert threads == 2, f"{threads} threads in a worker"
+        assert idle_cpu_s < 0.05, f"{idle_cpu_s:.3f} s of CPU while idle"
+        assert total == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator and /proc")

@@ -71,6 +71,28 @@ def test_bootstrap_means_blocking_does_not_change_draws(monkeypatch):
     np.testing.assert_allclose(stats.bootstrap_means(x, 300, seed=2), naive)
 
 
+def test_metrics_sharing_draws_get_what_each_gets_alone(monkeypatch):
+    """``bootstrap_mean_intervals`` draws once per sample size for all its columns (the draws depend
+    only on the size and the seed); each interval equals a naive loop over that column alone."""
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=40), rng.exponential(size=40)
+    c = rng.normal(size=41)
+    c[[3, 9]] = np.nan  # 39 finite values: its own draws
+    monkeypatch.setattr(stats, "_BLOCK_ELEMENTS", 400)  # blocks of 10 resamples: draws and means overlap in two threads
+
+    def naive(x):
+        x = x[np.isfinite(x)]
+        idx = np.random.default_rng(8).integers(0, x.size, size=(500, x.size))
+        means = np.array([sum(x[i] for i in row) / x.size for row in idx])
+        return tuple(np.percentile(means, [2.5, 97.5]))
+
+    got = stats.bootstrap_mean_intervals([a, b, c, np.array([np.nan])], n_resamples=500, seed=8)
+    for x, interval in zip((a, b, c), got):
+        np.testing.assert_allclose(interval, naive(x), rtol=1e-12)
+    assert all(math.isnan(v) for v in got[3])
+    assert got[0] == stats.bootstrap_mean_interval(a, 500, seed=8)
+
+
 def test_set_statistic_interval_matches_scipy_paired_bootstrap():
     # a Frechet distance between small paired embedding sets, clips resampled jointly
     rng = np.random.default_rng(0)

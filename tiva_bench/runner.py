@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -40,7 +39,7 @@ from tiva_bench.core.results import ClipResult, Results, SetValue, aggregate, pr
 from tiva_bench.evaluate import ClipSources, evaluate_set_metric
 from tiva_bench.extract import AUDIO, VIDEO, ExtractionReport, extract_audio, extract_video, feature_cache, merge_reports
 from tiva_bench.metrics.extractors import get_extractor
-from tiva_bench.metrics.functional.stats import bootstrap_mean_interval
+from tiva_bench.metrics.functional.stats import bootstrap_mean_intervals
 from tiva_bench.metrics.registry import CLIP_LEVEL, SET_LEVEL, MetricSpec, resolve_metrics
 from tiva_bench.pairing import Pair, pair_folders
 from tiva_bench.reports.stats_summary import fast_frechet_applies, set_metric_interval
@@ -104,7 +103,7 @@ def _iter_sync_outcomes(pairs: list[Pair], cfg: ScoreConfig, specs: list[MetricS
     workers = n_workers(cfg.workers, len(chunks), on_notice)
     index = 0
     for chunk_index, outcome in supervised_map(score_sync_chunk_in_worker, chunks, workers=workers, initializer=init_sync_worker,
-                                               initargs=(cfg, names), on_notice=on_notice):
+                                               initargs=(cfg, names), on_notice=on_notice, prefetch=2):
         chunk = chunks[chunk_index]
         if isinstance(outcome, TaskFailure):  # find the clip that failed: one pair per task
             singles = supervised_map(score_pair_in_worker, chunk, workers=min(workers, len(chunk)), initializer=init_worker,
@@ -139,10 +138,9 @@ def add_clip_intervals(set_values: dict[str, SetValue], clips: list[ClipResult],
         values = values[np.isfinite(values)]
         if values.size:
             todo[name] = values
-    # one thread per metric: numpy draws, gathers and averages without the GIL, so the metrics'
-    # intervals run on separate cores (each is exactly what it is alone: its own generator)
-    with ThreadPoolExecutor(max_workers=max(1, min(len(todo), usable_cpus()))) as threads:
-        limits = dict(zip(todo, threads.map(lambda v: bootstrap_mean_interval(v, st.resamples, st.confidence, st.seed), todo.values())))
+    # metrics with as many defined clips share one set of resample draws (each interval is exactly
+    # what it is alone: the draws depend only on the count and the seed)
+    limits = dict(zip(todo, bootstrap_mean_intervals(list(todo.values()), st.resamples, st.confidence, st.seed)))
     for name, (low, high) in limits.items():
         sv = set_values[name]
         sv.ci_low, sv.ci_high = float(low), float(high)

@@ -169,6 +169,8 @@ class OnsetStrengthPlan:
         self.spec128 = np.empty((chunk, n_fft // 2 + 1), dtype=np.complex128)
         self.power = np.empty((self.segment, n_fft // 2 + 1), dtype=np.float32)
         self.mel = np.empty((n_mels, max(0, self.t)), dtype=np.float32)
+        self.flux = np.empty((n_mels, max(0, self.t - 1)), dtype=np.float32)
+        self.rfft = _rfft_function()  # the FFT library, chosen once per plan
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         if np.ndim(y) != 1 or np.shape(y)[0] != self.n:
@@ -177,14 +179,14 @@ class OnsetStrengthPlan:
             raise ValueError("expected floating-point samples")
         out = np.zeros(max(0, self.t), dtype=np.float32)
         if self.t > 0:
-            row = np.ascontiguousarray(y, dtype=np.float32)
-            _flux_curve(_log_mel_db(row, self), out, self.lead)
+            row = np.ascontiguousarray(y, dtype=np.float32)  # as librosa gets it
+            _flux_curve(_log_mel_db(row, self), out, self.lead, self.flux)
             if out.max() < DENSE_BELOW_DB:  # a near-flat curve: librosa's own summation order
                 if self.segment >= self.t:  # the clip's power is still in the buffer
                     _mel_db_from_power(self, 0, self.t, dense=True)
                 else:
                     _log_mel_db(row, self, dense=True)
-                _flux_curve(self.mel, out, self.lead)
+                _flux_curve(self.mel, out, self.lead, self.flux)
         return out
 
 
@@ -229,16 +231,24 @@ def fft_backend() -> str:
     return "mkl" if _mkl_rfft(os.environ.get("TIVA_BENCH_FFT", "auto")) is not None else "numpy"
 
 
-def _rfft(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``rfft`` of float64 rows into ``out`` (complex128): MKL's where installed (see ``_mkl_rfft``),
-    else numpy's pocketfft writing into the given buffer (numpy >= 2; 2% faster than scipy's, which
-    allocates); the same values to float64 rounding."""
-    mkl_rfft = _mkl_rfft(os.environ.get("TIVA_BENCH_FFT", "auto"))
-    if mkl_rfft is not None:
-        return mkl_rfft(frames, axis=-1, out=out)
+def _mkl_into(mkl_rfft):
+    return lambda frames, out: mkl_rfft(frames, axis=-1, out=out)
+
+
+def _numpy_into(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
     if _NUMPY_FFT_OUT:
         return np.fft.rfft(frames, axis=-1, out=out)
     return scipy.fft.rfft(frames, axis=-1)
+
+
+def _rfft_function():
+    """``rfft(frames, out)``: the real FFT of float64 rows ``(k, n_fft)``, returning the
+    complex128 ``(k, n_fft // 2 + 1)`` spectrum (in ``out`` where the library writes into a
+    given buffer). MKL's where installed and allowed (``TIVA_BENCH_FFT``, see ``_mkl_rfft``), else
+    numpy's pocketfft writing into ``out`` (numpy >= 2; 2% faster than scipy's, which allocates);
+    the same values to float64 rounding. Chosen when called (a plan calls it once)."""
+    mkl_rfft = _mkl_rfft(os.environ.get("TIVA_BENCH_FFT", "auto"))
+    return _numpy_into if mkl_rfft is None else _mkl_into(mkl_rfft)
 
 
 class _Framing:
@@ -278,11 +288,11 @@ class _Framing:
 def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan, dense: bool = False) -> np.ndarray:
     """Log-power mel spectrogram of one clip in dB (before the top-db floor), ``(n_mels, t)``.
 
-    librosa's arithmetic, one chunk of ``_CHUNK_FRAMES`` frames at a time (the working set stays
-    in the core's cache): frames times the float64 window, a float64 FFT rounded to complex64,
-    ``|.|`` in float32 then squared; then per segment of frames the float32 mel product and
-    ``10 log10(max(., amin))`` in float32 (``_mel_db_from_power``). Returns ``ws.mel``
-    (overwritten by the next clip).
+    ``row``: the clip's float32 samples. librosa's arithmetic, one
+    chunk of ``_CHUNK_FRAMES`` frames at a time (the working set stays in the core's cache):
+    frames times the float64 window, a float64 FFT rounded to complex64, ``|.|`` in float32 then
+    squared; then per segment of frames the float32 mel product and ``10 log10(max(., amin))`` in
+    float32 (``_mel_db_from_power``). Returns ``ws.mel`` (overwritten by the next clip).
     """
     t = ws.t
     framing = _Framing(row, ws.hop, ws.n_fft, t)
@@ -295,7 +305,7 @@ def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan, dense: bool = False) -> 
             flat = windowed.reshape(-1)
             np.multiply(flat, ws.window_rows[: e - s].reshape(-1), out=flat)  # as librosa: float64 window x samples
             spec = ws.spec[: e - s]
-            np.copyto(spec, _rfft(windowed, ws.spec128[: e - s]), casting="same_kind")  # complex128 -> complex64
+            np.copyto(spec, ws.rfft(windowed, ws.spec128[: e - s]), casting="same_kind")  # complex128 -> complex64
             power = ws.power[s - seg:e - seg]
             np.abs(spec, out=power)
             np.square(power, out=power)
@@ -326,20 +336,23 @@ def _mel_db_from_power(ws: OnsetStrengthPlan, seg: int, seg_end: int, dense: boo
     np.multiply(mel, np.float32(10.0), out=mel)
 
 
-def _flux_curve(db: np.ndarray, out: np.ndarray, lead: int) -> None:
+def _flux_curve(db: np.ndarray, out: np.ndarray, lead: int, flux: np.ndarray) -> None:
     """Onset strength from a clip's dB mel spectrogram ``(n_mels, t)`` (overwritten), into ``out``
-    ``(t,)``: floor at the maximum minus ``TOP_DB``, positive first difference over time, mean
-    over bands (float32, bands added in order, as librosa's ``np.mean(axis=-2)``), shifted right
-    by ``lead`` frames (librosa's lag and centring offset; the first ``lead`` stay zero)."""
+    ``(t,)``: floor at the maximum minus ``TOP_DB``, positive first difference over time (in the
+    buffer ``flux`` ``(n_mels, t - 1)``), mean over bands (float32 sum, bands added in order,
+    divided as librosa's ``np.mean(axis=-2)`` divides), shifted right by ``lead`` frames (librosa's
+    lag and centring offset; the first ``lead`` stay zero)."""
     floor = db.max() - np.float32(TOP_DB)
     if not np.isfinite(floor):  # NaN/Inf samples reach the clip's maximum
         raise ValueError("waveform holds NaN/Inf samples")
     np.maximum(db, floor, out=db)
-    flux = np.subtract(db[:, 1:], db[:, :-1])
+    np.subtract(db[:, 1:], db[:, :-1], out=flux)
     np.maximum(flux, np.float32(0.0), out=flux)
     keep = max(0, min(out.shape[0] - lead, flux.shape[1]))
     if keep:
-        out[lead:lead + keep] = flux[:, :keep].mean(axis=0)
+        mean = out[lead:lead + keep]
+        np.add.reduce(flux[:, :keep], axis=0, out=mean)
+        np.true_divide(mean, np.intp(flux.shape[0]), out=mean, casting="unsafe")  # np.mean's division (in float64, rounded once)
 
 
 def onset_strength_batch(

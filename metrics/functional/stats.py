@@ -2,7 +2,8 @@
 
 Pure numpy (no scipy at run time). Every function is deterministic for a given ``seed``.
 
-* ``bootstrap_mean_interval``: 95% percentile bootstrap interval of the mean of per-clip values.
+* ``bootstrap_mean_interval``: 95% percentile bootstrap interval of the mean of per-clip values
+  (``bootstrap_mean_intervals``: several metrics over one set of draws, each as it is alone).
 * ``bootstrap_interval``: the same for any statistic of the clips (a set metric such as FAD or IS,
   recomputed on each resample of clip indices).
 * ``paired_bootstrap``: interval and two-sided p-value of the mean paired difference ``a - b``.
@@ -55,18 +56,47 @@ def bootstrap_means(x: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> 
     Resample ``k`` depends only on ``seed`` and ``k``'s block, not on memory limits: the draws come
     from one ``numpy.random.default_rng(seed)`` stream in a fixed block order.
     """
-    x = _as_1d(x, "values")
-    n = x.size
+    return bootstrap_means_shared([x], n_resamples, seed)[0]
+
+
+def bootstrap_means_shared(columns: list[np.ndarray], n_resamples: int = 10_000, seed: int = 0) -> list[np.ndarray]:
+    """``bootstrap_means`` of several columns of one length ``n``, each exactly what it gives alone.
+
+    The resampled indices depend only on ``n``, ``n_resamples`` and ``seed``, so the columns share
+    one set of draws (drawing them costs more than averaging a column over them): each block of
+    indices is drawn while the previous block's means are computed in a second thread.
+    """
+    cols = [_as_1d(x, "values") for x in columns]
+    if not cols:
+        return []
+    n = cols[0].size
     if n == 0:
         raise ValueError("cannot bootstrap an empty sample")
+    if any(x.size != n for x in cols):
+        raise ValueError(f"columns of one length expected, got {[x.size for x in cols]}")
     rng = np.random.default_rng(seed)
-    out = np.empty(n_resamples)
+    outs = [np.empty(n_resamples) for _ in cols]
     block = max(1, _BLOCK_ELEMENTS // n)
-    for start in range(0, n_resamples, block):
-        stop = min(start + block, n_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = x[idx].mean(axis=1)
-    return out
+
+    def means(idx: np.ndarray, start: int) -> None:
+        for x, out in zip(cols, outs):
+            out[start:start + idx.shape[0]] = np.take(x, idx).mean(axis=1)
+
+    starts = range(0, n_resamples, block)
+    if len(starts) == 1:
+        means(rng.integers(0, n, size=(n_resamples, n)), 0)
+        return outs
+    from concurrent.futures import ThreadPoolExecutor  # numpy draws, gathers and averages without the GIL
+
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        pending = None
+        for start in starts:
+            idx = rng.integers(0, n, size=(min(start + block, n_resamples) - start, n))
+            if pending is not None:
+                pending.result()
+            pending = helper.submit(means, idx, start)
+        pending.result()
+    return outs
 
 
 def bootstrap_mean_interval(x: np.ndarray, n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
@@ -76,12 +106,24 @@ def bootstrap_mean_interval(x: np.ndarray, n_resamples: int = 10_000, confidence
     Its Monte-Carlo error shrinks as ``1/sqrt(n_resamples)``; 10,000 resamples put the 2.5% and 97.5%
     percentiles within about 1% of the interval's width of their limit.
     """
+    return bootstrap_mean_intervals([x], n_resamples, confidence, seed)[0]
+
+
+def bootstrap_mean_intervals(columns: list[np.ndarray], n_resamples: int = 10_000, confidence: float = 0.95,
+                             seed: int = 0) -> list[tuple[float, float]]:
+    """``bootstrap_mean_interval`` of each column (NaN values dropped), each exactly what it gives
+    alone; columns with as many finite values share their resample draws (``bootstrap_means_shared``)."""
     _check(confidence, n_resamples)
-    x = _as_1d(x, "values")
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, math.nan
-    return percentile_interval(bootstrap_means(x, n_resamples, seed), confidence)
+    finite = [x[np.isfinite(x)] for x in (_as_1d(c, "values") for c in columns)]
+    out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(finite)
+    by_size: dict[int, list[int]] = {}
+    for i, x in enumerate(finite):
+        if x.size:
+            by_size.setdefault(x.size, []).append(i)
+    for members in by_size.values():
+        for i, means in zip(members, bootstrap_means_shared([finite[i] for i in members], n_resamples, seed)):
+            out[i] = percentile_interval(means, confidence)
+    return out
 
 
 def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, n_resamples: int = 200, confidence: float = 0.95,

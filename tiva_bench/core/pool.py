@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from tiva_bench.core.errors import TivaBenchError
 
@@ -113,7 +113,31 @@ def limit_threads_here() -> None:
     """
     os.environ.update({k: "1" for k in THREAD_VARS})
     os.environ["MKL_THREADING_LAYER"] = "SEQUENTIAL"  # MKL loaded later (the sync FFT) starts no OpenMP runtime
-    threadpool_limits(1)
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.num_threads != 1:
+            lib.set_num_threads(1)
+            if lib.internal_api == "openblas":
+                stop_openblas_threads(lib.filepath)
+
+
+def stop_openblas_threads(filepath: str) -> bool:
+    """End the helper threads of the OpenBLAS library at ``filepath`` (already loaded), as OpenBLAS
+    itself does before a fork; its later calls at one thread start none. Returns False where the
+    library has no such entry point (nothing changes).
+
+    In a forked process OpenBLAS answers ``openblas_set_num_threads`` (even with 1) by starting its
+    thread pool again at its full size, and each new thread spins on a core for about 0.1 s
+    waiting for work: two such threads per OpenBLAS library (numpy and scipy each ship one) in
+    each of two workers took about 0.4 s of CPU from the workers' first items on two cores
+    (measured: the first chunk of pairs ran at 2.2x the time of the next).
+    """
+    try:
+        shutdown = ctypes.CDLL(filepath).blas_thread_shutdown_
+    except (OSError, AttributeError):
+        return False
+    shutdown.restype = ctypes.c_int
+    shutdown()
+    return True
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
@@ -202,12 +226,12 @@ class _Worker:
         with _stop_signals_held():
             self.process.start()
         child_conn.close()
-        self.task: tuple[int, Any] | None = None
+        self.tasks: deque[tuple[int, Any]] = deque()  # sent, not yet answered; the first is being processed
         self.ready = False
         self.fresh_only: tuple[int, Any] | None = None  # a retried item reserved for this new worker
 
     def send(self, index: int, item: Any) -> None:
-        self.task = (index, item)
+        self.tasks.append((index, item))
         self.conn.send((index, item))
 
     def ask_to_stop(self) -> None:
@@ -252,15 +276,21 @@ def _run_inline(fn, items, initializer, initargs) -> Iterator[tuple[int, Any]]:
 
 def supervised_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = 0, initializer: Callable | None = None,
                    initargs: tuple = (), retries: int = 1, ctx=None, on_notice: Callable[[str], None] | None = None,
-                   single_thread_libraries: bool = True) -> Iterator[tuple[int, Any]]:
+                   single_thread_libraries: bool = True, prefetch: int = 1) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, fn(item) or TaskFailure)`` for every item, in input order.
 
     ``fn``, ``initializer`` and the items must be picklable (module-level functions). ``retries``:
     how many times an item whose worker died is given to a fresh worker before it is failed.
     ``single_thread_libraries`` gives every worker one OMP/BLAS/numba thread (the parallelism is
     across items): set in the environment before the workers start, and in the thread pools the
-    worker already holds (``limit_threads_here``) before the initializer runs. Raises ``WorkerStartError`` when workers cannot start at all.
+    worker already holds (``limit_threads_here``) before the initializer runs. ``prefetch``: items
+    sent to a worker ahead of its answers (2 keeps a worker busy while the supervisor takes in its
+    last result; only for small items and results, which fit the pipe's buffers). When a worker dies,
+    the item it was processing (the first it had not answered) takes the strike and the items sent
+    after it go back to the queue. Raises ``WorkerStartError`` when workers cannot start at all.
     """
+    if prefetch < 1:
+        raise ValueError(f"prefetch must be at least 1, got {prefetch}")
     items = list(items)
     count = n_workers(workers, len(items), on_notice)
     if count <= 1 or len(items) <= 1:
@@ -286,12 +316,13 @@ def supervised_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int 
     try:
         while finished < len(items):
             for w in pool:
-                if w.ready and w.task is None:
-                    if w.fresh_only is not None:
-                        w.send(*w.fresh_only)
-                        w.fresh_only = None
-                    elif queue:
-                        w.send(*queue.popleft())
+                if not w.ready:
+                    continue
+                if w.fresh_only is not None and not w.tasks:
+                    w.send(*w.fresh_only)
+                    w.fresh_only = None
+                while w.fresh_only is None and queue and len(w.tasks) < prefetch:
+                    w.send(*queue.popleft())
             by_handle = {}
             for w in pool:
                 by_handle[w.conn] = w
@@ -310,7 +341,7 @@ def supervised_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int 
                     elif kind == "init_error":
                         raise WorkerStartError(f"worker processes could not start: {payload}")
                     else:
-                        w.task = None
+                        w.tasks.popleft()
                         deaths_without_progress = 0
                         done[index] = payload if kind == "ok" else TaskFailure(payload)
                         finished += 1
@@ -325,14 +356,15 @@ def supervised_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int 
                     raise WorkerStartError(f"worker processes keep dying ({cause}) without finishing any item",
                                            "rerun with --workers 1 to see the error, or --debug")
                 retry = None
-                if w.task is not None:
-                    index, item = w.task
+                queue.extendleft(reversed(list(w.tasks)[1:]))  # sent ahead, never started: back to the front, no strike
+                if w.tasks:
+                    index, item = w.tasks[0]
                     strikes[index] = strikes.get(index, 0) + 1
                     if strikes[index] > retries:
                         done[index] = TaskFailure(f"the worker process died ({cause}) {strikes[index]} times while processing it", crashed=True)
                         finished += 1
                     else:
-                        retry = w.task
+                        retry = w.tasks[0]
                         if on_notice is not None:
                             on_notice(f"a worker process died ({cause}); retrying its item in a fresh worker")
                 if finished < len(items) and (queue or retry is not None or not pool):
