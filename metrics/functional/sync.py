@@ -207,11 +207,12 @@ def dtw_cost_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ValueError(f"dtw_cost_batch expects (B, n) and (B, m) with n, m > 0, got {a.shape} and {b.shape}")
     rows, n, m = a.shape[0], a.shape[1], b.shape[1]
     diagonals = n + m + 1
-    # skewed[i, d] = |a[i-1] - b[d-i-1]|: cell (i, j = d - i) of anti-diagonal d (1-based i, j),
-    # written through a sheared view; inf elsewhere, so cells outside the matrix never win a min
-    skewed = np.full((n + 1, diagonals, rows), np.inf)
+    # skewed[d, i] = |a[i-1] - b[d-i-1]|: cell (i, j = d - i) of anti-diagonal d (1-based i, j),
+    # written through a sheared view; inf elsewhere, so cells outside the matrix never win a min;
+    # each anti-diagonal is one contiguous block (i, pairs)
+    skewed = np.full((diagonals, n + 1, rows), np.inf)
     s0, s1, s2 = skewed.strides
-    cells = np.lib.stride_tricks.as_strided(skewed[1:, 2:], shape=(n, m, rows), strides=(s0 + s1, s1, s2))
+    cells = np.lib.stride_tricks.as_strided(skewed[2:, 1:], shape=(n, m, rows), strides=(s0 + s1, s0, s2))
     np.subtract(a.T[:, None, :], b.T[None, :, :], out=cells)
     np.abs(cells, out=cells)
     # three arrays hold anti-diagonals d - 2, d - 1, d in turn, indexed by i; row 0 is D[0, d]
@@ -227,7 +228,7 @@ def dtw_cost_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         best = lefts[k]
         np.minimum(uppers[k2], uppers[k1], out=best)  # D[i-1, j-1], D[i-1, j]
         np.minimum(best, lefts[k1], out=best)  # D[i, j-1]
-        np.add(skewed[1:, d], best, out=best)
+        np.add(skewed[d, 1:], best, out=best)
     prev1 = ring[(diagonals - 1) % 3]
     return prev1[n].copy()
 
