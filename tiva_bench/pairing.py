@@ -190,6 +190,9 @@ def walk_folder(root: Path, include_hidden: bool, result: Pairing) -> tuple[list
             if entry.name.startswith(".") and not include_hidden:
                 result.ignore(path, REASON_HIDDEN + ("; the folder was not searched" if entry.is_dir() else ""), "hidden")
                 continue
+            if entry.is_file(follow_symlinks=False):  # a plain file, known from the listing: no stat call
+                files.append(path)
+                continue
             try:
                 st = os.stat(path)  # follows symbolic links
             except OSError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -35,10 +36,11 @@ from tiva_bench.core.errors import NothingToScoreError
 from tiva_bench.core.distributed import DistributedError, Launch, RankGroup, rank_device, shard
 from tiva_bench.core.files import file_digest, text_digest
 from tiva_bench.core.pool import TaskFailure, n_workers, supervised_map, usable_cpus
-from tiva_bench.core.results import ClipResult, Results, SetValue, aggregate, provenance, utc_now
+from tiva_bench.core.results import ClipResult, Results, SetValue, aggregate, environment_provenance, provenance, utc_now
 from tiva_bench.evaluate import ClipSources, evaluate_set_metric
 from tiva_bench.extract import AUDIO, VIDEO, ExtractionReport, extract_audio, extract_video, feature_cache, merge_reports
 from tiva_bench.metrics.extractors import get_extractor
+from tiva_bench.metrics.functional.onset_strength import fft_backend
 from tiva_bench.metrics.functional.stats import bootstrap_mean_intervals
 from tiva_bench.metrics.registry import CLIP_LEVEL, SET_LEVEL, MetricSpec, resolve_metrics
 from tiva_bench.pairing import Pair, pair_folders
@@ -255,6 +257,15 @@ def _await_entries(caches: dict, entries: dict[str, dict], reports: dict[str, Ex
                                "the feature cache must be one folder every machine shares: --cache-dir on a shared file system")
 
 
+def _run_environment(specs: list[MetricSpec], cfg: ScoreConfig) -> dict:
+    """``environment_provenance()``, and the FFT library of the onset strength where a sync metric
+    is computed with tiva-bench's own (MKL's and numpy's agree to 1e-6 of a curve's maximum)."""
+    env = environment_provenance()
+    if cfg.sync.odf_impl == "fast" and any(s.group == "sync" for s in specs):
+        env["onset_strength_fft"] = fft_backend()
+    return env
+
+
 def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | None = None, label: str | None = None,
                   progress: Progress | None = None, on_notice: Callable[[str], None] | None = None,
                   group: RankGroup | None = None) -> Results | None:
@@ -336,20 +347,23 @@ def score_folders(gen_dir: str | Path, ref_dir: str | Path, cfg: ScoreConfig | N
         for path, reason in report.failed.items():
             warnings.append(f"{name}: {path} could not be processed ({reason}); left out of its set metrics")
 
-    set_values = aggregate(clips, [s.name for s in clip_specs])
-    warnings.extend(_undefined_warnings(clips, set_values))
-    add_clip_intervals(set_values, clips, cfg)
-    for spec in set_specs:
-        classes = extractors[spec.extractor].spec.classes
-        set_values[spec.name], inputs = evaluate_set_metric(spec, sources, caches[spec.extractor], classes, warnings)
-        if inputs is not None:
-            add_set_interval(set_values[spec.name], spec, inputs, cfg, warnings)
+    with ThreadPoolExecutor(max_workers=1) as helper:  # no worker process starts from here on
+        environment = helper.submit(_run_environment, specs, cfg)  # package versions, git: beside the intervals
+        set_values = aggregate(clips, [s.name for s in clip_specs])
+        warnings.extend(_undefined_warnings(clips, set_values))
+        add_clip_intervals(set_values, clips, cfg)
+        for spec in set_specs:
+            classes = extractors[spec.extractor].spec.classes
+            set_values[spec.name], inputs = evaluate_set_metric(spec, sources, caches[spec.extractor], classes, warnings)
+            if inputs is not None:
+                add_set_interval(set_values[spec.name], spec, inputs, cfg, warnings)
+        environment = environment.result()
     set_values = {s.name: set_values[s.name] for s in specs}  # the order asked for
     n_padded = sum(1 for c in clips if c.gen_padded_s > 0 or c.ref_padded_s > 0)
     if n_padded:
         warnings.append(f"{n_padded} clips were shorter than the {cfg.audio.window_s:g}-s window and were zero-padded (per-clip padding in per_clip records)")
     info = {s.name: {"display": s.display, "higher_is_better": s.higher_is_better, "level": s.level, "description": s.description, "table_scale": s.table_scale} for s in specs}
-    prov = provenance(started, time.perf_counter() - t0)
+    prov = provenance(started, time.perf_counter() - t0, environment)
     if extractors:
         prov["extractors"] = {name: {"version": ex.spec.version, "sample_rate": ex.spec.sample_rate, "frontend": ex.spec.frontend,
                                      "weights_sha256": ex.weights_digests(), "device": cfg.device,
