@@ -195,11 +195,11 @@ def dtw_cost_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact DTW costs of ``(B, n)`` against ``(B, m)`` sequences, row by row -> ``(B,)`` float64.
 
     The recurrence of ``dtw_cost`` (``D[i, j] = |a_i - b_j| + min(D[i-1, j], D[i, j-1],
-    D[i-1, j-1])``) evaluated one anti-diagonal at a time for all rows at once, in numpy: the
-    cost matrix is skewed once so that each anti-diagonal is a contiguous slice, then
-    ``n + m - 1`` vector steps. No compiled kernel (worker processes need not import numba), and
-    the same float64 additions as the kernel, hence the same values. Memory about
-    ``B * (n + m) * n`` floats (2.6 MB for 16 pairs of 101 frames).
+    D[i-1, j-1])``) evaluated one anti-diagonal at a time for all rows at once, in numpy:
+    ``n + m - 1`` vector steps, each computing its diagonal's costs from ``a`` and a reversed copy
+    of ``b`` padded with inf (cells outside the matrix cost inf and never win a min). No compiled
+    kernel (worker processes need not import numba), and the same float64 additions as the kernel,
+    hence the same values. Memory about ``B * (2n + m + 5)`` floats (no cost matrix is stored).
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -207,14 +207,13 @@ def dtw_cost_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ValueError(f"dtw_cost_batch expects (B, n) and (B, m) with n, m > 0, got {a.shape} and {b.shape}")
     rows, n, m = a.shape[0], a.shape[1], b.shape[1]
     diagonals = n + m + 1
-    # skewed[d, i] = |a[i-1] - b[d-i-1]|: cell (i, j = d - i) of anti-diagonal d (1-based i, j),
-    # written through a sheared view; inf elsewhere, so cells outside the matrix never win a min;
-    # each anti-diagonal is one contiguous block (i, pairs)
-    skewed = np.full((diagonals, n + 1, rows), np.inf)
-    s0, s1, s2 = skewed.strides
-    cells = np.lib.stride_tricks.as_strided(skewed[2:, 1:], shape=(n, m, rows), strides=(s0 + s1, s0, s2))
-    np.subtract(a.T[:, None, :], b.T[None, :, :], out=cells)
-    np.abs(cells, out=cells)
+    # reversed_b[k] = b[top - k] where that indexes b, inf elsewhere: anti-diagonal d (1-based
+    # i, j = d - i) reads reversed_b[top - d + 2 + (i - 1)] = b[d - i - 1] for rows i = 1..n
+    top = n + m - 1
+    reversed_b = np.full((top + n + 2, rows), np.inf)
+    reversed_b[top - m + 1:top + 1] = b.T[::-1]
+    a_t = np.ascontiguousarray(a.T)
+    cost = np.empty((n, rows))
     # three arrays hold anti-diagonals d - 2, d - 1, d in turn, indexed by i; row 0 is D[0, d]
     # (inf for d > 0); no allocation per step
     ring = [np.full((n + 1, rows), np.inf) for _ in range(3)]
@@ -225,12 +224,14 @@ def dtw_cost_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         k2, k1, k = (d - 2) % 3, (d - 1) % 3, d % 3
         if d == 3:
             ring[0][0] = np.inf  # the ring's first array now holds anti-diagonal 3
+        start = top - d + 2
+        np.subtract(a_t, reversed_b[start:start + n], out=cost)
+        np.abs(cost, out=cost)
         best = lefts[k]
         np.minimum(uppers[k2], uppers[k1], out=best)  # D[i-1, j-1], D[i-1, j]
         np.minimum(best, lefts[k1], out=best)  # D[i, j-1]
-        np.add(skewed[d, 1:], best, out=best)
-    prev1 = ring[(diagonals - 1) % 3]
-    return prev1[n].copy()
+        np.add(cost, best, out=best)
+    return ring[(diagonals - 1) % 3][n].copy()
 
 
 def sync_batch(

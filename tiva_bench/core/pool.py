@@ -5,10 +5,12 @@
 
 Guarantees (tested in tests/test_pool.py):
 
-* **A worker that dies loses nothing.** Each worker holds one item at a time, so when a worker
-  dies (segmentation fault, out-of-memory kill, SIGKILL) the supervisor knows which item it held.
-  That item is retried once in a freshly started worker; an item that kills its worker twice
-  becomes a ``TaskFailure`` naming the signal, and every other item is still processed.
+* **A worker that dies loses nothing.** A worker processes its items in the order it was sent
+  them (one at a time, or ``prefetch`` sent ahead), so when a worker dies (segmentation fault,
+  out-of-memory kill, SIGKILL) the supervisor knows which item it was processing: the first it
+  had not answered. That item is retried once in a freshly started worker (items sent after it go
+  back to the queue, unblamed); an item that kills its worker twice becomes a ``TaskFailure``
+  naming the signal, and every other item is still processed.
 * **An exception inside ``fn``** becomes a ``TaskFailure`` with ``"TypeName: message"``; the worker
   lives on. An exception in the initializer is raised in the caller (it would hit every item).
 * **Workers die with their parent.** Each worker watches its parent's liveness and its task pipe,
@@ -16,7 +18,8 @@ Guarantees (tested in tests/test_pool.py):
   worker behind; the supervisor terminates its workers on any exit, Ctrl-C and SIGTERM included.
   Workers ignore SIGINT: a Ctrl-C is handled once, by the main process.
 * **One thread per worker** in BLAS/OpenMP (``single_thread_libraries``), also where the workers
-  are forked from a process whose OpenBLAS already runs several threads.
+  are forked from a process whose OpenBLAS already runs several threads, and no helper thread
+  left spinning by that limit (``stop_openblas_threads``).
 * **Worker count** is capped at the CPU cores this process may use (``usable_cpus``); the cap is
   reported through ``on_notice``.
 
