@@ -78,20 +78,25 @@ def bootstrap_means_shared(columns: list[np.ndarray], n_resamples: int = 10_000,
     outs = [np.empty(n_resamples) for _ in cols]
     block = max(1, _BLOCK_ELEMENTS // n)
 
+    # numpy draws indices below 2**32 from the same 32-bit stream whatever the integer type it
+    # returns: int32 draws are the int64 draws, written in half the memory (tested)
+    draw_type = np.int32 if n < 2**31 else np.int64
+
     def means(idx: np.ndarray, start: int) -> None:
+        idx = idx.astype(np.intp, copy=False)
         for x, out in zip(cols, outs):
             out[start:start + idx.shape[0]] = np.take(x, idx).mean(axis=1)
 
     starts = range(0, n_resamples, block)
     if len(starts) == 1:
-        means(rng.integers(0, n, size=(n_resamples, n)), 0)
+        means(rng.integers(0, n, size=(n_resamples, n), dtype=draw_type), 0)
         return outs
     from concurrent.futures import ThreadPoolExecutor  # numpy draws, gathers and averages without the GIL
 
     with ThreadPoolExecutor(max_workers=1) as helper:
         pending = None
         for start in starts:
-            idx = rng.integers(0, n, size=(min(start + block, n_resamples) - start, n))
+            idx = rng.integers(0, n, size=(min(start + block, n_resamples) - start, n), dtype=draw_type)
             if pending is not None:
                 pending.result()
             pending = helper.submit(means, idx, start)
