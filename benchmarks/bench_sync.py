@@ -9,7 +9,9 @@ batched W-dis and exact DTW in worker processes that import no librosa, numba or
 means and their bootstrap intervals); its whole wall time is counted, worker start-up included.
 Module imports are outside both clocks (the peer's ``import librosa`` and tiva-bench's
 ``import tiva_bench.runner`` happen before its timer starts). Printed: wall time of each, the
-ratio, CPU time per pair of each on the same 32 pairs in one process (less sensitive to other
+ratio (each side timed ``--repeats`` times, default 3, alternating with the other; the medians
+are compared and every repeat's ratio is printed: single timings on a shared two-core machine
+swing by 10-20%), CPU time per pair of each on the same 32 pairs in one process (less sensitive to other
 load on the machine), the DTW step alone (compiled exact DTW vs fastdtw radius 1), the largest
 per-clip disagreement on W-dis and DTW-dis over every clip (against the peer's W-dis and against
 exact DTW on librosa's own curves), peak memory (largest single process, parent or worker, sampled
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -213,6 +216,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=0, help="0 = one per core")
     ap.add_argument("--runner", action="store_true", help="also time score_folders (runner.py) on the same files")
+    ap.add_argument("--repeats", type=int, default=3, help="time each side this many times, alternating; the medians are compared")
     ap.add_argument("--json", help="also write the numbers here")
     args = ap.parse_args()
     import tiva_bench.runner  # noqa: F401 - modules are imported before the clock starts, as the peer's librosa
@@ -229,11 +233,18 @@ def main() -> None:
         os.sync()  # the new files reach the disk before either side is timed (no write-back during a timed run)
         time.sleep(1.0)
         load_before = os.getloadavg()
-        t_ours, v_ours = ours(folder, args.workers)
-        print(f"tiva-bench (workers={args.workers or os.cpu_count()}): {t_ours:.2f} s for {args.n} clips", flush=True)
-        t_peer, w_peer = peer_loop(folder, args.n)
-        print(f"peer loop (librosa.load + scipy + fastdtw, 1 process): {t_peer:.2f} s", flush=True)
+        ours_runs, peer_runs = [], []
+        for r in range(args.repeats):  # alternating, so both sides sample the same stretch of machine time
+            t, v = ours(folder, args.workers)
+            ours_runs.append(t)
+            v_ours = v if r == 0 else v_ours
+            print(f"[{r + 1}/{args.repeats}] tiva-bench (workers={args.workers or os.cpu_count()}): {t:.2f} s for {args.n} clips", flush=True)
+            t, w = peer_loop(folder, args.n)
+            peer_runs.append(t)
+            w_peer = w if r == 0 else w_peer
+            print(f"[{r + 1}/{args.repeats}] peer loop (librosa.load + scipy + fastdtw, 1 process): {t:.2f} s", flush=True)
         load_after = os.getloadavg()
+        t_ours, t_peer = statistics.median(ours_runs), statistics.median(peer_runs)
         t_runner = runner(folder, args.workers) if args.runner else None
         worst = max(abs(v_ours[k]["w_dis"] - w_peer[k]) / max(abs(w_peer[k]), 1e-12) for k in w_peer)
         n_check = args.n
@@ -249,7 +260,9 @@ def main() -> None:
     numbers = {
         "n_clips": args.n, "cpu_count": os.cpu_count(), "fft_library": fft_backend(),
         "load_average_1_5_15_min_before": [round(x, 2) for x in load_before], "load_average_1_5_15_min_after": [round(x, 2) for x in load_after],
-        "ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3), "pipeline_speedup": round(t_peer / t_ours, 2),
+        "repeats": args.repeats, "ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3), "pipeline_speedup": round(t_peer / t_ours, 2),
+        "ours_runs_s": [round(t, 3) for t in ours_runs], "peer_runs_s": [round(t, 3) for t in peer_runs],
+        "speedup_per_repeat": [round(p / o, 2) for o, p in zip(ours_runs, peer_runs)],
         "cpu_ms_per_pair_ours": round(cpu_ours, 2), "cpu_ms_per_pair_peer": round(cpu_peer, 2), "cpu_ratio": round(cpu_peer / cpu_ours, 2),
         "dtw_exact_ms_per_pair": round(1e3 * t_exact / n_dtw, 4), "fastdtw_ms_per_pair": round(1e3 * t_fast / n_dtw, 3),
         "dtw_speedup_vs_fastdtw": round(t_fast / t_exact, 1),
@@ -261,7 +274,7 @@ def main() -> None:
     if t_runner is not None:
         numbers["runner_score_folders_s"] = round(t_runner, 3)
     print(json.dumps(numbers, indent=2))
-    print(f"pipeline: {numbers['pipeline_speedup']}x the peer loop ({numbers['fft_library']} FFT; CPU per pair: {numbers['cpu_ratio']}x); DTW step: {numbers['dtw_speedup_vs_fastdtw']}x fastdtw; "
+    print(f"pipeline: {numbers['pipeline_speedup']}x the peer loop (medians of {args.repeats}; each repeat: {numbers['speedup_per_repeat']}; {numbers['fft_library']} FFT; CPU per pair: {numbers['cpu_ratio']}x); DTW step: {numbers['dtw_speedup_vs_fastdtw']}x fastdtw; "
           f"peak memory {mem_small:.0f} MB ({max(1, args.n // 5)} clips) / {mem_big:.0f} MB ({args.n} clips)")
     if args.json:
         Path(args.json).write_text(json.dumps(numbers, indent=2))
