@@ -9,9 +9,9 @@ batched W-dis and exact DTW in worker processes that import no librosa, numba or
 means and their bootstrap intervals); its whole wall time is counted, worker start-up included.
 Module imports are outside both clocks (the peer's ``import librosa`` and tiva-bench's
 ``import tiva_bench.runner`` happen before its timer starts). Printed: wall time of each, the
-ratio (each side timed ``--repeats`` times, default 3, alternating with the other; the medians
-are compared and every repeat's ratio is printed: single timings on a shared two-core machine
-swing by 10-20%), CPU time per pair of each on the same 32 pairs in one process (less sensitive to other
+ratio (each side timed ``--repeats`` times, default 3, alternating with the other, each time in a
+fresh Python process as a user's run starts; the medians are compared and every repeat's ratio
+is printed: single timings on a shared two-core machine swing by 10-20%), CPU time per pair of each on the same 32 pairs in one process (less sensitive to other
 load on the machine), the DTW step alone (compiled exact DTW vs fastdtw radius 1), the largest
 per-clip disagreement on W-dis and DTW-dis over every clip (against the peer's W-dis and against
 exact DTW on librosa's own curves), peak memory (largest single process, parent or worker, sampled
@@ -38,16 +38,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tiva_bench.synth_audio import SAMPLE_RATE, random_events, render_clip  # noqa: E402
-
 
 def make_clips(folder: Path, n: int, seed: int) -> None:
     """n generated/reference pairs; the generated clip is the reference's events jittered."""
+    import soundfile as sf  # here, not at the top: the timed processes import this module and nothing they do not need
+
+    from tiva_bench.synth_audio import SAMPLE_RATE, random_events, render_clip
+
     rng = np.random.default_rng(seed)
     for side in ("gen", "ref"):
         (folder / side).mkdir(parents=True, exist_ok=True)
@@ -167,6 +168,30 @@ def cpu_per_pair(folder: Path, n: int) -> tuple[float, float]:
     return 1e3 * best["ours"] / n, 1e3 * best["peer"] / n
 
 
+def timed_in_fresh_process(side: str, folder: Path, n: int, workers: int) -> tuple[float, dict]:
+    """One timing of ``side`` ("ours" or "peer") in a new Python process, as a user's run starts:
+    modules imported before the clock (tiva-bench's ``tiva_bench.runner``; the peer's ``import
+    librosa``, inside ``peer_loop`` before its timer), nothing else loaded or warmed. Returns
+    ``(seconds, per-clip values)``. Repeating a side inside one process would let its second run
+    skip first-call costs (librosa compiles or loads its numba functions on the first call, about
+    2 s) and would fork tiva-bench's workers from a process that holds librosa and numba."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "timing.json"
+        call = f"bench_sync.ours(Path({str(folder)!r}), {workers})" if side == "ours" else f"bench_sync.peer_loop(Path({str(folder)!r}), {n})"
+        code = (
+            "import json, sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
+            "from pathlib import Path\n"
+            "import bench_sync\n"
+            "%s\n"
+            "if __name__ == '__main__':\n"
+            "    seconds, values = %s\n"
+            "    Path(%r).write_text(json.dumps({'seconds': seconds, 'values': values}))\n"
+        ) % (str(ROOT), str(ROOT / "benchmarks"), "import tiva_bench.runner" if side == "ours" else "", call, str(out))
+        subprocess.run([sys.executable, "-c", code], check=True)
+        record = json.loads(out.read_text())
+    return record["seconds"], record["values"]
+
+
 def _tree_peak_mb(root: int, peaks: dict[int, int]) -> None:
     """Record VmHWM (peak RSS, kB) of ``root`` and every process below it into ``peaks``."""
     children: dict[int, list[int]] = {}
@@ -219,7 +244,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="time each side this many times, alternating; the medians are compared")
     ap.add_argument("--json", help="also write the numbers here")
     args = ap.parse_args()
-    import tiva_bench.runner  # noqa: F401 - modules are imported before the clock starts, as the peer's librosa
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"writing {args.n} clip pairs (8 s, 16 kHz wav) ...", flush=True)
@@ -235,11 +259,11 @@ def main() -> None:
         load_before = os.getloadavg()
         ours_runs, peer_runs = [], []
         for r in range(args.repeats):  # alternating, so both sides sample the same stretch of machine time
-            t, v = ours(folder, args.workers)
+            t, v = timed_in_fresh_process("ours", folder, args.n, args.workers)
             ours_runs.append(t)
             v_ours = v if r == 0 else v_ours
             print(f"[{r + 1}/{args.repeats}] tiva-bench (workers={args.workers or os.cpu_count()}): {t:.2f} s for {args.n} clips", flush=True)
-            t, w = peer_loop(folder, args.n)
+            t, w = timed_in_fresh_process("peer", folder, args.n, args.workers)
             peer_runs.append(t)
             w_peer = w if r == 0 else w_peer
             print(f"[{r + 1}/{args.repeats}] peer loop (librosa.load + scipy + fastdtw, 1 process): {t:.2f} s", flush=True)
