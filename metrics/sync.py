@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from tiva_bench.core.audio import AudioClip
+from tiva_bench.core.audio import AudioClip, read_pcm16_mono
 from tiva_bench.core.errors import InputError
 from tiva_bench.core.results import ClipResult
 from tiva_bench.metrics.functional.common import UndefinedMetric
@@ -149,9 +149,42 @@ def _pair_fields(pair: Any) -> tuple[str, Any, Any]:
     return pair.key, pair.gen, pair.ref
 
 
-def _load_pair(key: str, gen_path, ref_path, audio_cfg: Any) -> tuple[AudioClip, AudioClip] | dict:
+class Pcm16Window:
+    """A mono 16-bit PCM WAV clip at the sync sample rate and at least a window long, kept as its
+    integers: what ``AudioClip.load`` would tell about it (``native_sr``, ``padded_s`` (0),
+    ``is_silent``) and its window ``samples`` (int16, ``round(window_s * sr)``), whose curve
+    ``OnsetStrengthPlan.of_pcm16`` computes bit for bit as from the float clip, without
+    converting it."""
+
+    def __init__(self, samples: np.ndarray, sr: int):
+        self.samples, self.native_sr, self.padded_s = samples, sr, 0.0
+
+    @property
+    def is_silent(self) -> bool:
+        return not self.samples.any()  # a peak below 1e-8 is a peak of 0 for 16-bit samples
+
+    @classmethod
+    def load(cls, path, audio_cfg: Any, sr: int) -> "Pcm16Window | None":
+        """The clip when it qualifies (and is long enough for ``audio_cfg.min_duration_s``), else None."""
+        read = read_pcm16_mono(path) if audio_cfg.window_s > 0 else None
+        if read is None or read[1] != sr:
+            return None
+        ints, rate = read
+        n = int(round(audio_cfg.window_s * rate))
+        if ints.shape[0] < n or ints.shape[0] / rate < audio_cfg.min_duration_s:
+            return None
+        return cls(ints[:n], rate)
+
+
+def _load_pair(key: str, gen_path, ref_path, audio_cfg: Any, sr: int | None = None) -> tuple[Any, Any] | dict:
+    """Both clips of a pair (``AudioClip``, or ``Pcm16Window`` where the file qualifies and ``sr``
+    is given), or a skipped entry naming the side and its problem."""
     clips = []
     for side, path in (("generated", gen_path), ("reference", ref_path)):
+        fast = Pcm16Window.load(path, audio_cfg, sr) if sr is not None else None
+        if fast is not None:
+            clips.append(fast)
+            continue
         try:
             clips.append(AudioClip.load(path, audio_cfg.window_s, audio_cfg.min_duration_s))
         except InputError as exc:
@@ -160,16 +193,19 @@ def _load_pair(key: str, gen_path, ref_path, audio_cfg: Any) -> tuple[AudioClip,
     return clips[0], clips[1]
 
 
-def _curve(y: np.ndarray, s: Any, plans: dict[int, OnsetStrengthPlan]) -> np.ndarray:
-    """The onset-strength curve of one window at ``s`` (the sync settings), through a plan per
-    window length (``plans``, filled as needed) for the default implementation."""
+def _curve(clip: Any, s: Any, plans: dict[int, OnsetStrengthPlan]) -> np.ndarray:
+    """The onset-strength curve of one clip's window at ``s`` (the sync settings), through a plan
+    per window length (``plans``, filled as needed) for the default implementation. A
+    ``Pcm16Window`` comes only with the default implementation (see ``_load_pair``)."""
+    pcm16 = isinstance(clip, Pcm16Window)
+    y = clip.samples if pcm16 else clip.at(s.sample_rate)
     impl = getattr(s, "odf_impl", "fast")
     if impl != "fast":
         return onset_strength(y, s.sample_rate, s.hop_length, s.n_fft, s.n_mels, impl)
     plan = plans.get(y.shape[-1])
     if plan is None:
         plan = plans[y.shape[-1]] = OnsetStrengthPlan(y.shape[-1], s.sample_rate, s.hop_length, s.n_fft, s.n_mels)
-    return plan(y)
+    return plan.of_pcm16(y) if pcm16 else plan(y)
 
 
 def score_sync_chunk(pairs: Sequence[Any], cfg: Any, names: Sequence[str] = SYNC_METRICS) -> list[ClipResult | dict]:
@@ -192,7 +228,7 @@ def score_sync_chunk(pairs: Sequence[Any], cfg: Any, names: Sequence[str] = SYNC
     plans: dict[int, OnsetStrengthPlan] = {}
     for pair in pairs:
         key, gen_path, ref_path = _pair_fields(pair)
-        loaded = _load_pair(key, gen_path, ref_path, cfg.audio)
+        loaded = _load_pair(key, gen_path, ref_path, cfg.audio, s.sample_rate if getattr(s, "odf_impl", "fast") == "fast" else None)
         if isinstance(loaded, dict):
             outcomes.append(loaded)
             continue
@@ -203,7 +239,7 @@ def score_sync_chunk(pairs: Sequence[Any], cfg: Any, names: Sequence[str] = SYNC
             gen_silent=gen.is_silent, ref_silent=ref.is_silent,
         ))
         try:
-            g, r = _curve(gen.at(s.sample_rate), s, plans), _curve(ref.at(s.sample_rate), s, plans)
+            g, r = _curve(gen, s, plans), _curve(ref, s, plans)
         except Exception as exc:  # a bug or an odd signal must not end a long run
             produced[len(outcomes) - 1] = _error_values(exc)
             continue

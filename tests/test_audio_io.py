@@ -141,3 +141,25 @@ def test_pcm16_wav_cut_inside_a_frame_is_damaged(tmp_path):
     path.write_bytes(path.read_bytes()[:-1])  # half a sample missing
     with pytest.raises(InputError, match="damaged"):
         decode_audio(path)
+
+
+def test_pcm16_integers_are_the_decoded_samples_times_32768(tmp_path):
+    """``read_pcm16_mono`` gives a plain mono 16-bit WAV's integers (``decode_audio``'s values times
+    2**15, exactly) and declines everything else, which ``decode_audio`` then reads or names."""
+    rng = np.random.default_rng(3)
+    ints = rng.integers(-32768, 32768, size=20000).astype(np.int16)
+    sf.write(tmp_path / "mono.wav", ints, 16000, subtype="PCM_16")
+    got, sr = audio.read_pcm16_mono(tmp_path / "mono.wav")
+    assert sr == 16000 and got.dtype == np.int16
+    np.testing.assert_array_equal(got, ints)
+    decoded, _ = decode_audio(tmp_path / "mono.wav")
+    np.testing.assert_array_equal(got.astype(np.float32) * np.float32(2.0 ** -15), decoded)
+    sf.write(tmp_path / "stereo.wav", np.stack([ints, ints], axis=1), 16000, subtype="PCM_16")
+    sf.write(tmp_path / "float.wav", ints / 32768.0, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "pcm24.wav", ints / 32768.0, 16000, subtype="PCM_24")
+    sf.write(tmp_path / "cut.wav", ints, 16000, subtype="PCM_16")
+    (tmp_path / "cut.wav").write_bytes((tmp_path / "cut.wav").read_bytes()[:-101])
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.int16), 16000, subtype="PCM_16")
+    (tmp_path / "not_wav.wav").write_bytes(b"ID3 not a wav at all")
+    for name in ("stereo.wav", "float.wav", "pcm24.wav", "cut.wav", "empty.wav", "not_wav.wav", "missing.wav"):
+        assert audio.read_pcm16_mono(tmp_path / name) is None, name

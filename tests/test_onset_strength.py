@@ -215,3 +215,24 @@ def test_frames_are_the_zero_padded_centred_frames(n_fft, hop):
             for first in range(0, t, chunk):
                 framing.into(got[first:first + chunk], first)
             np.testing.assert_array_equal(got, ref, err_msg=f"n={n}, chunk={chunk}")
+
+
+@pytest.mark.parametrize("n", [0, 1, 2047, 2048, 4000, 128000, 128003])
+def test_curve_from_pcm16_integers_is_bitwise_the_float_clips(n, fft_backend):
+    """``of_pcm16(x)`` folds the 2**-15 into the window; the curve equals the one from
+    ``x / 32768`` in float32 (what the decoder gives) bit for bit, extremes and silence included."""
+    from tiva_bench.metrics.functional.onset_strength import OnsetStrengthPlan
+
+    rng = np.random.default_rng(n)
+    ints = (rng.standard_normal(n) * 3000 * (np.arange(n) % 7000 < 900)).astype(np.int16)
+    if n > 10:
+        ints[3], ints[7] = -32768, 32767
+    plan = OnsetStrengthPlan(n)
+    for x in (ints, np.zeros(n, np.int16)):
+        as_float = x.astype(np.float32) * np.float32(2.0 ** -15)
+        np.testing.assert_array_equal(plan.of_pcm16(x), plan(as_float))
+    if n:
+        np.testing.assert_allclose(plan.of_pcm16(ints), librosa_odf(ints.astype(np.float32) / 32768, 16000, 1280, 2048, 128),
+                                   atol=1e-5 * max(1e-12, float(np.abs(plan.of_pcm16(ints)).max())), rtol=0)
+    with pytest.raises(ValueError, match="int16"):
+        plan.of_pcm16(ints.astype(np.int32))

@@ -327,3 +327,48 @@ def test_sync_chunks_cover_the_pairs_in_order_big_first_small_last():
         assert all(k >= SYNC_CHUNK_MIN for k in sizes[:-1])
     sizes = [len(c) for c in sync_chunks(list(range(1000)), 2)]
     assert sizes[0] == SYNC_CHUNK and sizes[-1] == SYNC_CHUNK_MIN and len(sizes) < 1000 / 16
+
+
+def test_pcm16_clips_skip_the_float_conversion_with_identical_outcomes(sync_pairs, tmp_path, monkeypatch):
+    """Mono 16-bit WAVs at 16 kHz and at least a window long are scored from their integers
+    (``Pcm16Window``): every outcome (values, reasons, rates, padding, silence) equals the one from
+    the float clips, on PCM-16, float, stereo, 44.1-kHz, short, silent and corrupt files, plus a
+    long clip, a stereo PCM-16 one, a 22.05-kHz one and a truncated one."""
+    import soundfile as sf
+
+    from tiva_bench.config import ScoreConfig
+    from tiva_bench.metrics import sync
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    pairs = list(sync_pairs)
+    ref = sync_pairs[0][2]
+    long_clip = clicks((0.5, 3.0, 9.5), duration_s=11.0, seed=7)
+    sf.write(extra / "long.wav", long_clip, SR, subtype="PCM_16")
+    sf.write(extra / "stereo.wav", np.stack([long_clip, -long_clip], axis=1), SR, subtype="PCM_16")
+    sf.write(extra / "rate22.wav", clicks((1.0, 5.0), sr=22050, seed=8), 22050, subtype="PCM_16")
+    sf.write(extra / "cut.wav", long_clip, SR, subtype="PCM_16")
+    (extra / "cut.wav").write_bytes((extra / "cut.wav").read_bytes()[:-4001])
+    for name in ("long", "stereo", "rate22", "cut"):
+        pairs.append((name, extra / f"{name}.wav", ref))
+    cfg = ScoreConfig(metrics=["w_dis", "dtw_dis"])
+
+    used = []
+    load = sync.Pcm16Window.load.__func__
+
+    def counted(cls, path, audio_cfg, sr):
+        window = load(cls, path, audio_cfg, sr)
+        used.append((f"{path.parent.name}/{path.name}", window is not None))
+        return window
+
+    monkeypatch.setattr(sync.Pcm16Window, "load", classmethod(counted))
+    fast = sync.score_sync_chunk(pairs, cfg)
+    monkeypatch.setattr(sync.Pcm16Window, "load", classmethod(lambda cls, *args: None))
+    generic = sync.score_sync_chunk(pairs, cfg)
+    assert len(fast) == len(generic) == len(pairs)
+    for a, b in zip(fast, generic):
+        assert (a if isinstance(a, dict) else vars(a)) == (b if isinstance(b, dict) else vars(b))
+    from_integers = {name for name, ok in used if ok}
+    assert {"extra/long.wav", "gen/c1.wav", "gen/c5.wav", "ref/c0.wav"} <= from_integers  # c5: silence
+    assert not from_integers & {"extra/stereo.wav", "extra/rate22.wav", "extra/cut.wav", "gen/c0.wav", "gen/c3.wav", "gen/c4.wav", "gen/c6.wav"}
+    assert isinstance(fast[-1], dict) and "damaged" in fast[-1]["reason"]

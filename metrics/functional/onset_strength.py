@@ -42,6 +42,8 @@ from typing import Sequence
 import numpy as np
 import scipy.fft
 
+PCM16_SCALE = 2.0 ** -15  # a 16-bit PCM sample's value per integer step (tiva_bench.core.audio uses the same)
+
 AMIN = 1e-10  # librosa.power_to_db's floor on power
 TOP_DB = 80.0  # librosa.power_to_db's dynamic range below the clip's maximum
 _NUMPY_FFT_OUT = int(np.__version__.split(".")[0]) >= 2  # numpy.fft functions take out=
@@ -165,6 +167,7 @@ class OnsetStrengthPlan:
         chunk = max(1, min(self.t, _CHUNK_FRAMES))
         self.windowed = np.empty((chunk, n_fft))
         self.window_rows = _window_rows(n_fft, chunk)
+        self.pcm16_window_rows = _window_rows(n_fft, chunk, PCM16_SCALE)
         self.spec = np.empty((chunk, n_fft // 2 + 1), dtype=np.complex64)
         self.spec128 = np.empty((chunk, n_fft // 2 + 1), dtype=np.complex128)
         self.power = np.empty((self.segment, n_fft // 2 + 1), dtype=np.float32)
@@ -177,24 +180,36 @@ class OnsetStrengthPlan:
             raise ValueError(f"expected a waveform of shape ({self.n},), got {np.shape(y)}")
         if not np.issubdtype(np.asarray(y).dtype, np.floating):
             raise ValueError("expected floating-point samples")
+        return self._curve(np.ascontiguousarray(y, dtype=np.float32), self.window_rows)  # float32, as librosa gets it
+
+    def of_pcm16(self, samples: np.ndarray) -> np.ndarray:
+        """The curve of 16-bit PCM ``samples`` ``(n,)`` int16, bit for bit ``self(samples / 32768)``
+        in float32 (what ``decode_audio`` gives): the integers are framed as they are and the
+        window carries the 2**-15 (``x * (w * 2**-15)`` and ``(x * 2**-15) * w`` are the same
+        float64 number: a power of two scales without rounding). Saves converting the clip."""
+        if np.ndim(samples) != 1 or np.shape(samples)[0] != self.n or np.asarray(samples).dtype != np.int16:
+            raise ValueError(f"expected int16 samples of shape ({self.n},), got {np.asarray(samples).dtype} {np.shape(samples)}")
+        return self._curve(np.ascontiguousarray(samples), self.pcm16_window_rows)
+
+    def _curve(self, row: np.ndarray, window_rows: np.ndarray) -> np.ndarray:
         out = np.zeros(max(0, self.t), dtype=np.float32)
         if self.t > 0:
-            row = np.ascontiguousarray(y, dtype=np.float32)  # as librosa gets it
-            _flux_curve(_log_mel_db(row, self), out, self.lead, self.flux)
+            _flux_curve(_log_mel_db(row, self, window_rows=window_rows), out, self.lead, self.flux)
             if out.max() < DENSE_BELOW_DB:  # a near-flat curve: librosa's own summation order
                 if self.segment >= self.t:  # the clip's power is still in the buffer
                     _mel_db_from_power(self, 0, self.t, dense=True)
                 else:
-                    _log_mel_db(row, self, dense=True)
+                    _log_mel_db(row, self, dense=True, window_rows=window_rows)
                 _flux_curve(self.mel, out, self.lead, self.flux)
         return out
 
 
 @functools.lru_cache(maxsize=8)
-def _window_rows(n_fft: int, rows: int) -> np.ndarray:
-    """The Hann window repeated ``rows`` times, ``(rows, n_fft)`` float64, read-only: one chunk of
-    frames is windowed by one flat product (1.7x faster than broadcasting the window)."""
-    out = np.ascontiguousarray(np.broadcast_to(hann_window(n_fft), (rows, n_fft)))
+def _window_rows(n_fft: int, rows: int, scale: float = 1.0) -> np.ndarray:
+    """The Hann window (times ``scale``, a power of two) repeated ``rows`` times, ``(rows, n_fft)``
+    float64, read-only: one chunk of frames is windowed by one flat product (1.7x faster than
+    broadcasting the window)."""
+    out = np.ascontiguousarray(np.broadcast_to(hann_window(n_fft) * scale, (rows, n_fft)))
     out.setflags(write=False)
     return out
 
@@ -252,7 +267,7 @@ def _rfft_function():
 
 
 class _Framing:
-    """The centred frames of one clip ``row`` (contiguous float32): frame ``f`` holds samples
+    """The centred frames of one clip ``row`` (contiguous float32 or int16): frame ``f`` holds samples
     ``f * hop_length - n_fft // 2`` onwards, zero outside the clip (librosa's zero padding).
     Frames ``lo .. hi - 1`` lie inside the clip and are a strided view ``inside`` of it; the few
     at the edges are assembled one by one."""
@@ -265,14 +280,14 @@ class _Framing:
         self.inside = None
         if self.hi > self.lo:  # a strided view (np.ndarray directly: as_strided costs 20 us a call)
             step = row.strides[0]
-            self.inside = np.ndarray((self.hi - self.lo, n_fft), np.float32, row, (self.lo * hop_length - half) * step, (hop_length * step, step))
+            self.inside = np.ndarray((self.hi - self.lo, n_fft), row.dtype, row, (self.lo * hop_length - half) * step, (hop_length * step, step))
 
     def into(self, out: np.ndarray, first: int) -> None:
         """Frames ``first .. first + len(out) - 1`` as float64 into ``out`` ``(k, n_fft)``."""
         k, n_fft = out.shape
         lo, hi = max(first, self.lo), min(first + k, self.hi)  # the frames of this chunk inside the clip
         if hi > lo:
-            np.copyto(out[lo - first:hi - first], self.inside[lo - self.lo:hi - self.lo])  # float32 -> float64, exact
+            np.copyto(out[lo - first:hi - first], self.inside[lo - self.lo:hi - self.lo])  # float32 or int16 -> float64, exact
         else:
             lo = hi = first + k
         n = self.row.shape[0]
@@ -285,16 +300,18 @@ class _Framing:
                 frame[a - start:b - start] = self.row[a:b]
 
 
-def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan, dense: bool = False) -> np.ndarray:
+def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan, dense: bool = False, window_rows: np.ndarray | None = None) -> np.ndarray:
     """Log-power mel spectrogram of one clip in dB (before the top-db floor), ``(n_mels, t)``.
 
-    ``row``: the clip's float32 samples. librosa's arithmetic, one
+    ``row``: the clip's float32 samples (or int16 ones, with ``window_rows`` carrying their scale;
+    default ``ws.window_rows``). librosa's arithmetic, one
     chunk of ``_CHUNK_FRAMES`` frames at a time (the working set stays in the core's cache):
     frames times the float64 window, a float64 FFT rounded to complex64, ``|.|`` in float32 then
     squared; then per segment of frames the float32 mel product and ``10 log10(max(., amin))`` in
     float32 (``_mel_db_from_power``). Returns ``ws.mel`` (overwritten by the next clip).
     """
     t = ws.t
+    window_rows = ws.window_rows if window_rows is None else window_rows
     framing = _Framing(row, ws.hop, ws.n_fft, t)
     for seg in range(0, t, ws.segment):
         seg_end = min(t, seg + ws.segment)
@@ -303,7 +320,7 @@ def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan, dense: bool = False) -> 
             windowed = ws.windowed[: e - s]
             framing.into(windowed, s)
             flat = windowed.reshape(-1)
-            np.multiply(flat, ws.window_rows[: e - s].reshape(-1), out=flat)  # as librosa: float64 window x samples
+            np.multiply(flat, window_rows[: e - s].reshape(-1), out=flat)  # as librosa: float64 window x samples
             spec = ws.spec[: e - s]
             np.copyto(spec, ws.rfft(windowed, ws.spec128[: e - s]), casting="same_kind")  # complex128 -> complex64
             power = ws.power[s - seg:e - seg]

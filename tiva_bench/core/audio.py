@@ -220,11 +220,11 @@ def wav_promised_length(path: Path) -> PromisedLength | None:
         return _promised_by_layout(_wav_layout(fh))
 
 
-def _read_pcm16_wav(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, int] | None:
-    """Samples of a plain 16-bit PCM RIFF WAV whose data chunk is whole, as ``(channels, n)``
-    float32 ``x / 32768`` (libsndfile's values exactly, in its ``(n, channels)`` memory order), or
-    ``None`` for anything else (other encodings, RIFX/RF64, streaming placeholders, a data chunk
-    cut short): those go through libsndfile, which reads them and reports damage."""
+def _read_pcm16_raw(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, int] | None:
+    """The 16-bit integers of a plain 16-bit PCM RIFF WAV whose data chunk is whole, ``(n,
+    channels)`` little-endian int16 (read-only, over the bytes read), or ``None`` for anything else
+    (other encodings, RIFX/RF64, streaming placeholders, a data chunk cut short): those go through
+    libsndfile, which reads them and reports damage."""
     plain = (layout.riff == b"RIFF" and layout.tag == 1 and layout.bits == 16 and layout.channels > 0
              and layout.block == 2 * layout.channels and layout.rate > 0)
     if not plain or layout.data_size in _WAV_UNKNOWN_SIZES or layout.data_offset + layout.data_size > file_size:
@@ -234,9 +234,40 @@ def _read_pcm16_wav(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, 
     raw = fh.read(frames * layout.block)
     if len(raw) != frames * layout.block:
         return None
+    return np.frombuffer(raw, dtype="<i2").reshape(frames, layout.channels), int(layout.rate)
+
+
+def _read_pcm16_wav(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, int] | None:
+    """Samples of a plain 16-bit PCM RIFF WAV whose data chunk is whole, as ``(channels, n)``
+    float32 ``x / 32768`` (libsndfile's values exactly, in its ``(n, channels)`` memory order), or
+    ``None`` for anything else (see ``_read_pcm16_raw``)."""
+    read = _read_pcm16_raw(fh, layout, file_size)
+    if read is None:
+        return None
+    ints, rate = read
     # one pass, exact: a 16-bit integer times 2**-15 is a float32
-    data = np.multiply(np.frombuffer(raw, dtype="<i2").reshape(frames, layout.channels), np.float32(1.0 / 32768.0), dtype=np.float32)
-    return data.T, int(layout.rate)
+    return np.multiply(ints, np.float32(PCM16_SCALE), dtype=np.float32).T, rate
+
+
+PCM16_SCALE = 2.0 ** -15  # a 16-bit PCM sample's value per integer step (1 / 32768)
+
+
+def read_pcm16_mono(path: str | Path) -> tuple[np.ndarray, int] | None:
+    """``(int16 samples (n,), sample rate)`` of a plain mono 16-bit PCM WAV file whose data chunk is
+    whole and not empty; ``None`` for anything else, including files that cannot be opened (then
+    ``decode_audio`` reads the file and names its problem). The samples are ``decode_audio``'s
+    times 32768, exactly; fast paths use them without converting them to float."""
+    try:
+        with open(path, "rb") as fh:
+            layout = _wav_layout(fh)
+            if layout is None or layout.channels != 1:
+                return None
+            read = _read_pcm16_raw(fh, layout, os.fstat(fh.fileno()).st_size)
+    except OSError:
+        return None
+    if read is None or read[0].shape[0] == 0:
+        return None
+    return read[0][:, 0].astype(np.int16, copy=False), read[1]  # a copy only where int16 is not little-endian
 
 
 def _promised_by_ffmpeg(path: Path) -> PromisedLength | None:
