@@ -151,13 +151,13 @@ def _pair_fields(pair: Any) -> tuple[str, Any, Any]:
 
 class Pcm16Window:
     """A mono 16-bit PCM WAV clip at the sync sample rate and at least a window long, kept as its
-    integers: what ``AudioClip.load`` would tell about it (``native_sr``, ``padded_s`` (0),
+    integers: what ``AudioClip.load`` would tell about it (``native_sr``, ``padded_s``,
     ``is_silent``) and its window ``samples`` (int16, ``round(window_s * sr)``), whose curve
     ``OnsetStrengthPlan.of_pcm16`` computes bit for bit as from the float clip, without
     converting it."""
 
-    def __init__(self, samples: np.ndarray, sr: int):
-        self.samples, self.native_sr, self.padded_s = samples, sr, 0.0
+    def __init__(self, samples: np.ndarray, sr: int, padded_s: float = 0.0):
+        self.samples, self.native_sr, self.padded_s = samples, sr, padded_s
 
     @property
     def is_silent(self) -> bool:
@@ -171,9 +171,10 @@ class Pcm16Window:
             return None
         ints, rate = read
         n = int(round(audio_cfg.window_s * rate))
-        if ints.shape[0] < n or ints.shape[0] / rate < audio_cfg.min_duration_s:
+        duration = ints.shape[0] / rate
+        if ints.shape[0] < n or duration < audio_cfg.min_duration_s:
             return None
-        return cls(ints[:n], rate)
+        return cls(ints[:n], rate, max(0.0, audio_cfg.window_s - duration))  # AudioClip.padded_s: above 0 only where the window rounds down
 
 
 def _load_pair(key: str, gen_path, ref_path, audio_cfg: Any, sr: int | None = None) -> tuple[Any, Any] | dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -352,6 +353,7 @@ def test_pcm16_clips_skip_the_float_conversion_with_identical_outcomes(sync_pair
     for name in ("long", "stereo", "rate22", "cut"):
         pairs.append((name, extra / f"{name}.wav", ref))
     cfg = ScoreConfig(metrics=["w_dis", "dtw_dis"])
+    odd = replace(cfg, audio=replace(cfg.audio, window_s=8.00003))  # 128,000.48 samples: the window rounds down
 
     used = []
     load = sync.Pcm16Window.load.__func__
@@ -362,13 +364,14 @@ def test_pcm16_clips_skip_the_float_conversion_with_identical_outcomes(sync_pair
         return window
 
     monkeypatch.setattr(sync.Pcm16Window, "load", classmethod(counted))
-    fast = sync.score_sync_chunk(pairs, cfg)
+    fast = sync.score_sync_chunk(pairs, cfg) + sync.score_sync_chunk(pairs[:3], odd)
     monkeypatch.setattr(sync.Pcm16Window, "load", classmethod(lambda cls, *args: None))
-    generic = sync.score_sync_chunk(pairs, cfg)
-    assert len(fast) == len(generic) == len(pairs)
+    generic = sync.score_sync_chunk(pairs, cfg) + sync.score_sync_chunk(pairs[:3], odd)
+    assert fast[-2].gen_padded_s == pytest.approx(3e-5)  # c1: exactly 8 s long
+    assert len(fast) == len(generic) == len(pairs) + 3
     for a, b in zip(fast, generic):
         assert (a if isinstance(a, dict) else vars(a)) == (b if isinstance(b, dict) else vars(b))
     from_integers = {name for name, ok in used if ok}
     assert {"extra/long.wav", "gen/c1.wav", "gen/c5.wav", "ref/c0.wav"} <= from_integers  # c5: silence
     assert not from_integers & {"extra/stereo.wav", "extra/rate22.wav", "extra/cut.wav", "gen/c0.wav", "gen/c3.wav", "gen/c4.wav", "gen/c6.wav"}
-    assert isinstance(fast[-1], dict) and "damaged" in fast[-1]["reason"]
+    assert isinstance(fast[len(pairs) - 1], dict) and "damaged" in fast[len(pairs) - 1]["reason"]
