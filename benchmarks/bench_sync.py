@@ -168,6 +168,15 @@ def cpu_per_pair(folder: Path, n: int) -> tuple[float, float]:
     return 1e3 * best["ours"] / n, 1e3 * best["peer"] / n
 
 
+def child_code(statement: str, imports: str = "") -> str:
+    """``python -c`` source of a fresh process that imports this module (and ``imports``, before
+    any clock) and runs ``statement`` under ``if __name__ == "__main__"`` (worker processes may
+    re-import the main module)."""
+    return (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+            f"from pathlib import Path\nimport bench_sync\n{imports}\n"
+            f"if __name__ == '__main__':\n    {statement}\n")
+
+
 def timed_in_fresh_process(side: str, folder: Path, n: int, workers: int) -> tuple[float, dict]:
     """One timing of ``side`` ("ours" or "peer") in a new Python process, as a user's run starts:
     modules imported before the clock (tiva-bench's ``tiva_bench.runner``; the peer's ``import
@@ -178,16 +187,8 @@ def timed_in_fresh_process(side: str, folder: Path, n: int, workers: int) -> tup
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "timing.json"
         call = f"bench_sync.ours(Path({str(folder)!r}), {workers})" if side == "ours" else f"bench_sync.peer_loop(Path({str(folder)!r}), {n})"
-        code = (
-            "import json, sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
-            "from pathlib import Path\n"
-            "import bench_sync\n"
-            "%s\n"
-            "if __name__ == '__main__':\n"
-            "    seconds, values = %s\n"
-            "    Path(%r).write_text(json.dumps({'seconds': seconds, 'values': values}))\n"
-        ) % (str(ROOT), str(ROOT / "benchmarks"), "import tiva_bench.runner" if side == "ours" else "", call, str(out))
-        subprocess.run([sys.executable, "-c", code], check=True)
+        statement = f"Path({str(out)!r}).write_text(json.dumps(dict(zip(('seconds', 'values'), {call}))))"
+        subprocess.run([sys.executable, "-c", child_code(statement, "import tiva_bench.runner" if side == "ours" else "")], check=True)
         record = json.loads(out.read_text())
     return record["seconds"], record["values"]
 
@@ -220,12 +221,7 @@ def peak_memory_mb(folder: Path, workers: int) -> float:
     Sampled from /proc every 20 ms (VmHWM is each process's own high-water mark, so a sample
     shortly before a worker exits sees its peak). Needs Linux.
     """
-    code = (
-        "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
-        "from bench_sync import pipeline\n"
-        "if __name__ == '__main__':\n"
-        "    from pathlib import Path; pipeline(Path(%r), Path(%r), %d)\n"
-    ) % (str(ROOT), str(ROOT / "benchmarks"), str(folder / "gen"), str(folder / "ref"), workers)
+    code = child_code(f"bench_sync.pipeline(Path({str(folder / 'gen')!r}), Path({str(folder / 'ref')!r}), {workers})")
     proc = subprocess.Popen([sys.executable, "-c", code])
     peaks: dict[int, int] = {}
     while proc.poll() is None:
@@ -244,6 +240,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="time each side this many times, alternating; the medians are compared")
     ap.add_argument("--json", help="also write the numbers here")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"writing {args.n} clip pairs (8 s, 16 kHz wav) ...", flush=True)
@@ -257,18 +255,15 @@ def main() -> None:
         os.sync()  # the new files reach the disk before either side is timed (no write-back during a timed run)
         time.sleep(1.0)
         load_before = os.getloadavg()
-        ours_runs, peer_runs = [], []
+        timings = {"ours": [], "peer": []}  # (seconds, per-clip values) of each repeat
         for r in range(args.repeats):  # alternating, so both sides sample the same stretch of machine time
-            t, v = timed_in_fresh_process("ours", folder, args.n, args.workers)
-            ours_runs.append(t)
-            v_ours = v if r == 0 else v_ours
-            print(f"[{r + 1}/{args.repeats}] tiva-bench (workers={args.workers or os.cpu_count()}): {t:.2f} s for {args.n} clips", flush=True)
-            t, w = timed_in_fresh_process("peer", folder, args.n, args.workers)
-            peer_runs.append(t)
-            w_peer = w if r == 0 else w_peer
-            print(f"[{r + 1}/{args.repeats}] peer loop (librosa.load + scipy + fastdtw, 1 process): {t:.2f} s", flush=True)
+            for side, label in (("ours", f"tiva-bench (workers={args.workers or os.cpu_count()})"), ("peer", "peer loop (librosa.load + scipy + fastdtw, 1 process)")):
+                timings[side].append(timed_in_fresh_process(side, folder, args.n, args.workers))
+                print(f"[{r + 1}/{args.repeats}] {label}: {timings[side][-1][0]:.2f} s for {args.n} clips", flush=True)
         load_after = os.getloadavg()
+        ours_runs, peer_runs = [t for t, _ in timings["ours"]], [t for t, _ in timings["peer"]]
         t_ours, t_peer = statistics.median(ours_runs), statistics.median(peer_runs)
+        v_ours, w_peer = timings["ours"][0][1], timings["peer"][0][1]
         t_runner = runner(folder, args.workers) if args.runner else None
         worst = max(abs(v_ours[k]["w_dis"] - w_peer[k]) / max(abs(w_peer[k]), 1e-12) for k in w_peer)
         n_check = args.n

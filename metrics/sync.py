@@ -166,13 +166,15 @@ class Pcm16Window:
     @classmethod
     def load(cls, path, audio_cfg: Any, sr: int) -> "Pcm16Window | None":
         """The clip when it qualifies (and is long enough for ``audio_cfg.min_duration_s``), else None."""
-        read = read_pcm16_mono(path) if audio_cfg.window_s > 0 else None
-        if read is None or read[1] != sr:
+        if audio_cfg.window_s <= 0:
+            return None
+        n = int(round(audio_cfg.window_s * sr))
+        read = read_pcm16_mono(path, rate=sr, min_frames=max(n, math.ceil(audio_cfg.min_duration_s * sr)))
+        if read is None:
             return None
         ints, rate = read
-        n = int(round(audio_cfg.window_s * rate))
         duration = ints.shape[0] / rate
-        if ints.shape[0] < n or duration < audio_cfg.min_duration_s:
+        if duration < audio_cfg.min_duration_s:  # the frame count's rounding: AudioClip.load says why
             return None
         return cls(ints[:n], rate, max(0.0, audio_cfg.window_s - duration))  # AudioClip.padded_s: above 0 only where the window rounds down
 

@@ -143,7 +143,7 @@ def test_pcm16_wav_cut_inside_a_frame_is_damaged(tmp_path):
         decode_audio(path)
 
 
-def test_pcm16_integers_are_the_decoded_samples_times_32768(tmp_path):
+def test_pcm16_integers_are_the_decoded_samples_times_32768(tmp_path, monkeypatch):
     """``read_pcm16_mono`` gives a plain mono 16-bit WAV's integers (``decode_audio``'s values times
     2**15, exactly) and declines everything else, which ``decode_audio`` then reads or names."""
     rng = np.random.default_rng(3)
@@ -163,3 +163,14 @@ def test_pcm16_integers_are_the_decoded_samples_times_32768(tmp_path):
     (tmp_path / "not_wav.wav").write_bytes(b"ID3 not a wav at all")
     for name in ("stereo.wav", "float.wav", "pcm24.wav", "cut.wav", "empty.wav", "not_wav.wav", "missing.wav"):
         assert audio.read_pcm16_mono(tmp_path / name) is None, name
+    (tmp_path / "MONO.WAV").write_bytes((tmp_path / "mono.wav").read_bytes())
+    (tmp_path / "mono.bin").write_bytes((tmp_path / "mono.wav").read_bytes())
+    assert audio.read_pcm16_mono(tmp_path / "MONO.WAV", rate=16000, min_frames=20000)[0].shape == (20000,)
+    assert audio.read_pcm16_mono(tmp_path / "mono.bin") is None  # decode_audio reads only .wav names as WAV
+
+    def no_samples(*args):
+        raise AssertionError("samples read although the header declines the file")
+
+    monkeypatch.setattr(audio, "_read_pcm16_raw", no_samples)  # a wrong rate or too few frames: decided from the header
+    assert audio.read_pcm16_mono(tmp_path / "mono.wav", rate=22050) is None
+    assert audio.read_pcm16_mono(tmp_path / "mono.wav", min_frames=20001) is None

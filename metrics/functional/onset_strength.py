@@ -42,7 +42,7 @@ from typing import Sequence
 import numpy as np
 import scipy.fft
 
-PCM16_SCALE = 2.0 ** -15  # a 16-bit PCM sample's value per integer step (tiva_bench.core.audio uses the same)
+from tiva_bench.core.audio import PCM16_SCALE
 
 AMIN = 1e-10  # librosa.power_to_db's floor on power
 TOP_DB = 80.0  # librosa.power_to_db's dynamic range below the clip's maximum
@@ -173,7 +173,6 @@ class OnsetStrengthPlan:
         self.power = np.empty((self.segment, n_fft // 2 + 1), dtype=np.float32)
         self.mel = np.empty((n_mels, max(0, self.t)), dtype=np.float32)
         self.flux = np.empty((n_mels, max(0, self.t - 1)), dtype=np.float32)
-        self.rfft = _rfft_function()  # the FFT library, chosen once per plan
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         if np.ndim(y) != 1 or np.shape(y)[0] != self.n:
@@ -246,24 +245,16 @@ def fft_backend() -> str:
     return "mkl" if _mkl_rfft(os.environ.get("TIVA_BENCH_FFT", "auto")) is not None else "numpy"
 
 
-def _mkl_into(mkl_rfft):
-    return lambda frames, out: mkl_rfft(frames, axis=-1, out=out)
-
-
-def _numpy_into(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _rfft(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``rfft`` of float64 rows into ``out`` (complex128): MKL's where installed (see ``_mkl_rfft``),
+    else numpy's pocketfft writing into the given buffer (numpy >= 2; 2% faster than scipy's, which
+    allocates); the same values to float64 rounding."""
+    mkl_rfft = _mkl_rfft(os.environ.get("TIVA_BENCH_FFT", "auto"))
+    if mkl_rfft is not None:
+        return mkl_rfft(frames, axis=-1, out=out)
     if _NUMPY_FFT_OUT:
         return np.fft.rfft(frames, axis=-1, out=out)
     return scipy.fft.rfft(frames, axis=-1)
-
-
-def _rfft_function():
-    """``rfft(frames, out)``: the real FFT of float64 rows ``(k, n_fft)``, returning the
-    complex128 ``(k, n_fft // 2 + 1)`` spectrum (in ``out`` where the library writes into a
-    given buffer). MKL's where installed and allowed (``TIVA_BENCH_FFT``, see ``_mkl_rfft``), else
-    numpy's pocketfft writing into ``out`` (numpy >= 2; 2% faster than scipy's, which allocates);
-    the same values to float64 rounding. Chosen when called (a plan calls it once)."""
-    mkl_rfft = _mkl_rfft(os.environ.get("TIVA_BENCH_FFT", "auto"))
-    return _numpy_into if mkl_rfft is None else _mkl_into(mkl_rfft)
 
 
 class _Framing:
@@ -322,7 +313,7 @@ def _log_mel_db(row: np.ndarray, ws: OnsetStrengthPlan, dense: bool = False, win
             flat = windowed.reshape(-1)
             np.multiply(flat, window_rows[: e - s].reshape(-1), out=flat)  # as librosa: float64 window x samples
             spec = ws.spec[: e - s]
-            np.copyto(spec, ws.rfft(windowed, ws.spec128[: e - s]), casting="same_kind")  # complex128 -> complex64
+            np.copyto(spec, _rfft(windowed, ws.spec128[: e - s]), casting="same_kind")  # complex128 -> complex64
             power = ws.power[s - seg:e - seg]
             np.abs(spec, out=power)
             np.square(power, out=power)

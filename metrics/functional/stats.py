@@ -15,6 +15,7 @@ Pure numpy (no scipy at run time). Every function is deterministic for a given `
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -96,9 +97,7 @@ def bootstrap_means_shared(columns: list[np.ndarray], n_resamples: int = 10_000,
     if len(starts) == 1:
         means(rng.integers(0, n, size=(n_resamples, n), dtype=draw_type), 0)
         return outs
-    from concurrent.futures import ThreadPoolExecutor  # numpy draws, gathers and averages without the GIL
-
-    with ThreadPoolExecutor(max_workers=1) as helper:
+    with ThreadPoolExecutor(max_workers=1) as helper:  # numpy draws, gathers and averages without the GIL
         pending = None
         for start in starts:
             idx = rng.integers(0, n, size=(min(start + block, n_resamples) - start, n), dtype=draw_type)

@@ -220,16 +220,24 @@ def wav_promised_length(path: Path) -> PromisedLength | None:
         return _promised_by_layout(_wav_layout(fh))
 
 
-def _read_pcm16_raw(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, int] | None:
-    """The 16-bit integers of a plain 16-bit PCM RIFF WAV whose data chunk is whole, ``(n,
-    channels)`` little-endian int16 (read-only, over the bytes read), or ``None`` for anything else
-    (other encodings, RIFX/RF64, streaming placeholders, a data chunk cut short): those go through
-    libsndfile, which reads them and reports damage."""
+def _pcm16_frames(layout: WavLayout, file_size: int) -> int | None:
+    """The frame count of a plain 16-bit PCM RIFF WAV whose data chunk is whole, from its header;
+    ``None`` for anything else (other encodings, RIFX/RF64, streaming placeholders, a data chunk
+    cut short): those go through libsndfile, which reads them and reports damage."""
     plain = (layout.riff == b"RIFF" and layout.tag == 1 and layout.bits == 16 and layout.channels > 0
              and layout.block == 2 * layout.channels and layout.rate > 0)
     if not plain or layout.data_size in _WAV_UNKNOWN_SIZES or layout.data_offset + layout.data_size > file_size:
         return None
-    frames = layout.data_size // layout.block
+    return layout.data_size // layout.block
+
+
+def _read_pcm16_raw(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, int] | None:
+    """The 16-bit integers of a plain 16-bit PCM RIFF WAV whose data chunk is whole, ``(n,
+    channels)`` little-endian int16 (read-only, over the bytes read), or ``None`` for anything else
+    (see ``_pcm16_frames``)."""
+    frames = _pcm16_frames(layout, file_size)
+    if frames is None:
+        return None
     fh.seek(layout.data_offset)
     raw = fh.read(frames * layout.block)
     if len(raw) != frames * layout.block:
@@ -252,20 +260,28 @@ def _read_pcm16_wav(fh, layout: WavLayout, file_size: int) -> tuple[np.ndarray, 
 PCM16_SCALE = 2.0 ** -15  # a 16-bit PCM sample's value per integer step (1 / 32768)
 
 
-def read_pcm16_mono(path: str | Path) -> tuple[np.ndarray, int] | None:
-    """``(int16 samples (n,), sample rate)`` of a plain mono 16-bit PCM WAV file whose data chunk is
-    whole and not empty; ``None`` for anything else, including files that cannot be opened (then
-    ``decode_audio`` reads the file and names its problem). The samples are ``decode_audio``'s
-    times 32768, exactly; fast paths use them without converting them to float."""
+def read_pcm16_mono(path: str | Path, rate: int | None = None, min_frames: int = 1) -> tuple[np.ndarray, int] | None:
+    """``(int16 samples (n,), sample rate)`` of a plain mono 16-bit PCM WAV file (``.wav``) whose
+    data chunk is whole and holds at least ``min_frames`` samples, at ``rate`` Hz where given;
+    ``None`` for anything else, decided from the header before any sample is read, and for files
+    that cannot be opened (then ``decode_audio`` reads the file and names its problem). The
+    samples are ``decode_audio``'s times 32768, exactly; fast paths use them without converting
+    them to float."""
+    if Path(path).suffix.lower() != ".wav":
+        return None
     try:
         with open(path, "rb") as fh:
             layout = _wav_layout(fh)
-            if layout is None or layout.channels != 1:
+            if layout is None or layout.channels != 1 or (rate is not None and layout.rate != rate):
                 return None
-            read = _read_pcm16_raw(fh, layout, os.fstat(fh.fileno()).st_size)
+            file_size = os.fstat(fh.fileno()).st_size
+            frames = _pcm16_frames(layout, file_size)
+            if frames is None or frames < max(1, min_frames):
+                return None
+            read = _read_pcm16_raw(fh, layout, file_size)
     except OSError:
         return None
-    if read is None or read[0].shape[0] == 0:
+    if read is None:
         return None
     return read[0][:, 0].astype(np.int16, copy=False), read[1]  # a copy only where int16 is not little-endian
 
